@@ -1,0 +1,23 @@
+"""tr-qa: offline, extractive question answering over a document collection."""
+
+from __future__ import annotations
+
+import os
+
+# Set before torch, transformers or gradio are imported anywhere: no hub access, no telemetry, and OpenMP
+# threads that sleep instead of spinning on a shared 2-core machine.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+__version__ = "0.1.0"
+
+from tr_qa.qa import QA  # noqa: E402
+
+__all__ = ["QA", "__version__"]

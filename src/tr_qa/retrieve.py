@@ -1,0 +1,95 @@
+"""Retriever: dense (FAISS inner product), BM25 (bm25s) or their convex fusion → ranked, deduplicated passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tr_qa.config import validate_retriever
+from tr_qa.index import IndexData
+from tr_qa.text import terms
+from tr_qa.types import Passage
+
+CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One chunk's scores for a question."""
+
+    chunk: int
+    score: float
+    dense: float
+    bm25: float
+
+
+class Retriever:
+    """Ranks the chunks of a loaded index for a question; BM25 is built in memory at load (it takes ms)."""
+
+    def __init__(self, data: IndexData, alpha: float = 0.5) -> None:
+        import bm25s
+
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"hybrid alpha must be between 0 and 1, got {alpha}")
+        self.data = data
+        self.alpha = alpha
+        self._bm25 = bm25s.BM25()
+        corpus = [terms(c.text) or ["\u2205"] for c in data.chunks]
+        if corpus:
+            self._bm25.index(corpus, show_progress=False)
+
+    def bm25_scores(self, question: str) -> np.ndarray:
+        """BM25 score of every chunk (zeros when the question has no content words)."""
+        q = terms(question)
+        if not q or not self.data.chunks:
+            return np.zeros(len(self.data.chunks), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(q), dtype=np.float32)
+
+    def search(
+        self, question: str, question_vector: np.ndarray, method: str = "hybrid", limit: int = CANDIDATES
+    ) -> list[Hit]:
+        """Chunks ranked best first by the chosen method."""
+        validate_retriever(method)
+        n = len(self.data.chunks)
+        if n == 0:
+            return []
+        limit = min(limit, n)
+        _scores, ids = self.data.faiss_index.search(question_vector.reshape(1, -1).astype(np.float32), limit)
+        candidates = {int(i) for i in ids[0] if i >= 0}
+        bm25 = self.bm25_scores(question)
+        candidates.update(int(i) for i in np.argsort(-bm25)[:limit])
+        cand = np.fromiter(candidates, dtype=np.int64)
+        dense = self.data.chunk_vectors[cand] @ question_vector
+        top_bm25 = float(bm25.max()) if bm25.size else 0.0
+        lexical = bm25[cand] / top_bm25 if top_bm25 > 0 else np.zeros(len(cand), dtype=np.float32)
+        if method == "dense":
+            fused = dense
+        elif method == "bm25":
+            fused = lexical
+        else:
+            fused = self.alpha * dense + (1 - self.alpha) * lexical
+        order = np.argsort(-fused, kind="stable")[:limit]
+        return [Hit(int(cand[i]), float(fused[i]), float(dense[i]), float(bm25[cand[i]])) for i in order]
+
+    def passages(self, hits: list[Hit], k: int) -> list[Passage]:
+        """The top k passages; a hit overlapping a better one from the same document is merged into it."""
+        spans: list[list] = []  # [doc_id, start, end, score]
+        size_cap = 2 * max((c.end - c.start for c in self.data.chunks), default=0)
+        for hit in hits:
+            chunk = self.data.chunks[hit.chunk]
+            for span in spans:
+                if span[0] == chunk.doc_id and chunk.start < span[2] and chunk.end > span[1]:
+                    start, end = min(span[1], chunk.start), max(span[2], chunk.end)
+                    if end - start <= size_cap:
+                        span[1], span[2] = start, end
+                    break
+            else:
+                if len(spans) == k:
+                    break
+                spans.append([chunk.doc_id, chunk.start, chunk.end, hit.score])
+        out = []
+        for doc_id, start, end, score in spans:
+            doc = self.data.documents[doc_id]
+            out.append(Passage(doc_id, doc.title, start, end, doc.text[start:end], score))
+        return out

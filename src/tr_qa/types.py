@@ -1,0 +1,113 @@
+"""Shared frozen dataclasses; every offset is a character offset into the source document's text."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SpanKind = Literal["sentence", "answer"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document; ``id`` is its file name."""
+
+    id: str
+    title: str
+    text: str
+    path: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice of a document: ``document.text[start:end] == text``."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Span:
+    """A highlighted slice of a document (a sentence or a short answer)."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    kind: SpanKind
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its score and the highlights found inside it."""
+
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    highlights: tuple[Span, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by the CLI and the API."""
+        return {
+            "doc": self.doc_id,
+            "title": self.title,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "score": round(float(self.score), 4),
+            "highlights": [
+                {"start": h.start, "end": h.end, "kind": h.kind, "score": round(float(h.score), 4)}
+                for h in self.highlights
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The extractive answer: the short span (or the sentence when no short span applies)."""
+
+    text: str
+    doc_id: str
+    start: int
+    end: int
+    score: float
+    sentence: Span | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by the CLI and the API."""
+        out: dict[str, Any] = {
+            "text": self.text,
+            "doc": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "score": round(float(self.score), 4),
+        }
+        if self.sentence is not None:
+            out["sentence"] = {k: v for k, v in asdict(self.sentence).items() if k != "doc_id"}
+        return out
+
+
+@dataclass(frozen=True)
+class Result:
+    """What ``QA.ask`` returns: an answer or an abstention, plus the passages behind it."""
+
+    question: str
+    abstained: bool
+    answer: Answer | None
+    passages: tuple[Passage, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``tr-qa ask --json`` and ``POST /api/ask``."""
+        return {
+            "question": self.question,
+            "abstained": self.abstained,
+            "answer": None if self.answer is None else self.answer.to_dict(),
+            "passages": [p.to_dict() for p in self.passages],
+        }
