@@ -136,3 +136,24 @@ def main() -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    help="Origin (scheme://host[:port]) allowed to embed the chat or call the API; repeatable. "
+    "Also read from TR_QA_ALLOW_ORIGINS (comma-separated). Default: none (deny).",
+)
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder used if the index must be built.")
+def serve_cmd(
+    host: str, port: int, allow_origins: tuple[str, ...], index_dir: Path | None, corpus: Path | None
+) -> None:
+    """Start the web chat, the JSON API and the embeddable widget (builds the index first if there is none)."""
+    from tr_qa.app import serve
+
+    serve(settings_from(corpus, index_dir), host=host, port=port, allow_origins=list(allow_origins))
