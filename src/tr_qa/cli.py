@@ -157,3 +157,90 @@ def serve_cmd(
     from tr_qa.app import serve
 
     serve(settings_from(corpus, index_dir), host=host, port=port, allow_origins=list(allow_origins))
+
+
+@cli.command("eval")
+@click.option("--qa", "qa_file", type=click.Path(path_type=Path), help="Question file (JSON lines) to run.")
+@click.option("--squad", "squad_file", type=click.Path(path_type=Path), help="SQuAD v1.1/v2.0 JSON file to run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
+@click.option(
+    "--retriever",
+    "retrievers",
+    multiple=True,
+    type=click.Choice([*RETRIEVERS, "all"]),
+    help="Retriever(s) to compare; the first one is reported [default: the configured one].",
+)
+@click.option("--threshold", type=float, help="Abstention threshold [default: the index's].")
+@click.option("--gate", type=click.Path(path_type=Path), help="Fail (exit 1) if a metric misses this file's limits.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write JSON, Markdown and PNG here.")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder for --qa [default: index/].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def eval_cmd(
+    qa_file: Path | None,
+    squad_file: Path | None,
+    limit: int | None,
+    retrievers: tuple[str, ...],
+    threshold: float | None,
+    gate: Path | None,
+    report_dir: Path | None,
+    index_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Measure retrieval, highlighting and abstention on a question file or a SQuAD file."""
+    from tr_qa import evaluate as ev
+
+    if (qa_file is None) == (squad_file is None):
+        raise InputError("give exactly one of --qa FILE or --squad FILE")
+    default = Settings().retriever
+    names = (
+        [default, *(r for r in RETRIEVERS if r != default)] if "all" in retrievers else list(dict.fromkeys(retrievers))
+    )
+    thresholds = ev.load_thresholds(gate) if gate else None
+    settings = settings_from(index=index_dir)
+    if qa_file is not None:
+        items = ev.load_qa_file(qa_file)[:limit]
+        qa = load_qa(settings)
+        summary, records = ev.evaluate(
+            qa, items, names or [qa.settings.retriever], threshold, not as_json, source=str(qa_file)
+        )
+    else:
+        with ev.squad_eval_dir() as tmp:
+            items = ev.squad_corpus(squad_file, Path(tmp) / "corpus")[:limit]
+            squad_settings = settings.with_overrides(corpus_dir=Path(tmp) / "corpus", index_dir=Path(tmp) / "index")
+            build_index(squad_settings, progress=not as_json)
+            from tr_qa.qa import QA
+
+            qa = QA.load(settings=squad_settings)
+            summary, records = ev.evaluate(
+                qa, items, names or [qa.settings.retriever], threshold, not as_json, source=str(squad_file)
+            )
+    used = summary["overall"]["abstain_threshold"]
+    if report_dir is not None:
+        paths = ev.write_report(report_dir, summary, records, used)
+        click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+    problems = ev.check_gate(summary["overall"], thresholds) if thresholds else []
+    if as_json:
+        out = {k: summary["overall"][k] for k in summary["overall"]}
+        out.update(
+            {
+                "retriever": summary["retriever"],
+                "by_type": summary["by_type"],
+                "by_retriever": summary["by_retriever"],
+                "threshold_fit": summary["threshold_fit"],
+                "gate_failures": problems,
+            }
+        )
+        click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        click.echo(ev.table({"overall": summary["overall"], **summary["by_type"]}))
+        if summary["by_retriever"]:
+            click.echo("\nretrievers side by side:\n" + ev.table(summary["by_retriever"]))
+        fit = summary["threshold_fit"]
+        click.echo(
+            f"\nabstention threshold used {used}; best on this data {fit['threshold']} "
+            f"({fit['answered_right_or_abstained']:.3f} answered-right or rightly abstained)"
+        )
+        for p in problems:
+            click.echo(f"GATE FAILED: {p}", err=True)
+    if problems:
+        sys.exit(EXIT_FAILURE)

@@ -60,6 +60,17 @@ class QA:
 
     def ask(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
         """Answer a question extractively from the documents, or abstain and show the nearest passages."""
+        return self.decide(self.candidates(question, k, retriever), self.settings.abstain_threshold)
+
+    @staticmethod
+    def decide(result: Result, threshold: float) -> Result:
+        """Apply the abstention threshold to a candidate result (the answer is dropped below it)."""
+        if result.answer is None or result.confidence < threshold:
+            return replace(result, abstained=True, answer=None)
+        return replace(result, abstained=False)
+
+    def candidates(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
+        """The best answer and ranked passages before the abstention threshold is applied."""
         question = validate_question(question)
         k = validate_k(self.settings.k if k is None else k)
         method = validate_retriever(retriever or self.settings.retriever)
@@ -78,7 +89,7 @@ class QA:
             ranked.append((confidence, replace(passage, highlights=highlights), answer))
         ranked.sort(key=lambda item: -item[0])
         passages = tuple(p for _, p, _ in ranked)
-        best = ranked[0] if ranked else None
-        if best is None or best[2] is None or best[0] < self.settings.abstain_threshold:
-            return Result(question, True, None, passages)
-        return Result(question, False, best[2], passages)
+        if not ranked:
+            return Result(question, True, None, passages, 0.0)
+        confidence, _, answer = ranked[0]
+        return Result(question, answer is None, answer, passages, round(confidence, 4))

@@ -102,6 +102,8 @@ class Result:
     abstained: bool
     answer: Answer | None
     passages: tuple[Passage, ...] = field(default_factory=tuple)
+    # Confidence of the best candidate answer, also when it fell below the threshold and the result abstains.
+    confidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``tr-qa ask --json`` and ``POST /api/ask``."""
@@ -110,4 +112,5 @@ class Result:
             "abstained": self.abstained,
             "answer": None if self.answer is None else self.answer.to_dict(),
             "passages": [p.to_dict() for p in self.passages],
+            "confidence": round(float(self.confidence), 4),
         }
