@@ -34,7 +34,7 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 
 
 @pytest.fixture(scope="session")
-def seed_qa(seed_settings: Settings, embedder: Embedder):  # noqa: ANN201
+def seed_qa(seed_settings: Settings, embedder: Embedder):
     """A QA facade over the seed index."""
     from tr_qa.qa import QA
 

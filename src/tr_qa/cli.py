@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tr_qa.config import MAX_QUESTION_CHARS, RETRIEVERS, Settings, validate_question
+from tr_qa.config import MAX_QUESTION_CHARS, RETRIEVERS, Settings, validate_k, validate_question
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InputError, TrQaError
 from tr_qa.highlight import segments
 from tr_qa.types import Result
@@ -113,6 +113,7 @@ def render(result: Result, color: bool) -> str:
 def ask_cmd(question: str, k: int, retriever: str | None, index_dir: Path | None, as_json: bool) -> None:
     """Ask a question; prints the extractive answer and the passages behind it."""
     validate_question(question, MAX_QUESTION_CHARS)  # reject bad input before loading any model
+    validate_k(k)
     qa = load_qa(settings_from(index=index_dir))
     result = qa.ask(question, k=k, retriever=retriever)
     if as_json:

@@ -134,9 +134,7 @@ def _cut_question(tokenizer: Any, question: str) -> str:
     return question[: offs[MAX_QUESTION_TOKENS - 1][1]]
 
 
-def _encode(
-    tokenizer: Any, questions: Sequence[str], contexts: Sequence[str], max_length: int, stride: int
-) -> Any:
+def _encode(tokenizer: Any, questions: Sequence[str], contexts: Sequence[str], max_length: int, stride: int) -> Any:
     """Windows of (question, context) pairs with offsets; ``overflow_to_sample_mapping`` maps windows to pairs."""
     qs = [_cut_question(tokenizer, q) for q in questions]
     # Stride must stay below the room left for the context, or the tokenizer refuses the pair.
@@ -265,9 +263,7 @@ def _trim(context: str, start: int, end: int) -> tuple[int, int]:
             e, changed = e - 1, True
         elif seg[0] in _OPENERS and (len(seg) == 1 or _PAIRS[seg[0]] not in seg[1:]):
             s, changed = s + 1, True
-        elif seg[-1] in _CLOSERS and not any(
-            o in seg[:-1] for o, c in _PAIRS.items() if c == seg[-1]
-        ):
+        elif seg[-1] in _CLOSERS and not any(o in seg[:-1] for o, c in _PAIRS.items() if c == seg[-1]):
             e, changed = e - 1, True
         while s < e and context[s].isspace():
             s += 1
@@ -506,6 +502,7 @@ def train(
     eval_limit: int | None = None,
     bf16: bool = True,
     deadline: float | None = None,
+    stop_after_steps: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune MiniLM + span head on SQuAD-format data; checkpoints in out_dir, returns held-out EM/F1.
 
@@ -514,7 +511,37 @@ def train(
     autocast (fp32 master weights), 1.7x faster here on AMX hardware.
     """
     _offline_env()
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        return _train(**{k: v for k, v in locals().items() if k != "old_threads"})
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(
+    train_file: Path,
+    out_dir: Path,
+    *,
+    max_questions: int | None,
+    epochs: float,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    stride: int,
+    seed: int,
+    threads: int,
+    checkpoint_every: int,
+    resume: bool,
+    holdout_articles: int,
+    progress: bool,
+    warmup_ratio: float,
+    checkpoint_minutes: float,
+    eval_limit: int | None,
+    bf16: bool,
+    deadline: float | None,
+    stop_after_steps: int | None,
+) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_file = Path(train_file)
@@ -633,6 +660,7 @@ def train(
     model.train()
     pad_id = tokenizer.pad_token_id or 0
     log_path = out_dir / "train_log.jsonl"
+    first_step = step
     bar = _tqdm(total=total_steps, initial=step, desc="train", disable=not progress)
     t_loop = time.time()
     last_ckpt_time = t_loop
@@ -641,16 +669,19 @@ def train(
     stopped = False
     try:
         while step < total_steps:
-            if stop["flag"] or (out_dir / "STOP").exists() or (deadline is not None and time.time() > deadline):
+            if (
+                stop["flag"]
+                or (out_dir / "STOP").exists()
+                or (deadline is not None and time.time() > deadline)
+                or (stop_after_steps is not None and step - first_step >= stop_after_steps)
+            ):
                 stopped = True
                 break
             ids, am, tt, st, et = _collate(feats, plans[step // steps_per_epoch][step % steps_per_epoch], pad_id)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 s_log, e_log = model(ids, am, tt)
             # The loss is taken in fp32 whatever the autocast dtype of the logits.
-            loss = (
-                nn.functional.cross_entropy(s_log.float(), st) + nn.functional.cross_entropy(e_log.float(), et)
-            ) / 2
+            loss = (nn.functional.cross_entropy(s_log.float(), st) + nn.functional.cross_entropy(e_log.float(), et)) / 2
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -824,8 +855,8 @@ end logit per word piece. Loaded by `tr_qa.reader.Reader`.
 ## Training data
 - SQuAD v1.1 training set (Rajpurkar et al. 2016), licence CC BY-SA 4.0, file `{meta.get("train_file_name")}`
   (sha256 `{meta.get("train_file_sha256")}`), read directly from the xz file.
-- Held out for model selection: the last {p.get("holdout_articles")} articles ({meta.get("heldout_questions")} questions).
-  No SQuAD development data was used for training or tuning.
+- Held out for model selection: the last {p.get("holdout_articles")} articles
+  ({meta.get("heldout_questions")} questions). No SQuAD development data was used for training or tuning.
 - Questions trained: {meta.get("questions_seen")} of a seeded random sample of {meta.get("questions")} questions
   ({meta.get("windows")} windows), {meta.get("steps_done")} of {meta.get("total_steps")} optimizer steps,
   stopped early: {meta.get("stopped_early")}.

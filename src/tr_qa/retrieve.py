@@ -78,16 +78,18 @@ class Retriever:
         size_cap = 2 * max((c.end - c.start for c in self.data.chunks), default=0)
         for hit in hits:
             chunk = self.data.chunks[hit.chunk]
-            for span in spans:
-                if span[0] == chunk.doc_id and chunk.start < span[2] and chunk.end > span[1]:
-                    start, end = min(span[1], chunk.start), max(span[2], chunk.end)
-                    if end - start <= size_cap:
-                        span[1], span[2] = start, end
-                    break
-            else:
-                if len(spans) == k:
-                    break
-                spans.append([chunk.doc_id, chunk.start, chunk.end, hit.score])
+            same = [s for s in spans if s[0] == chunk.doc_id]
+            touching = [s for s in same if chunk.start < s[2] and chunk.end > s[1]]
+            if touching:
+                span = touching[0]
+                start, end = min(span[1], chunk.start), max(span[2], chunk.end)
+                # Grow a passage only while it stays short and clear of the other passages.
+                if end - start <= size_cap and not any(s is not span and start < s[2] and end > s[1] for s in same):
+                    span[1], span[2] = start, end
+                continue
+            if len(spans) == k:
+                break
+            spans.append([chunk.doc_id, chunk.start, chunk.end, hit.score])
         out = []
         for doc_id, start, end, score in spans:
             doc = self.data.documents[doc_id]
