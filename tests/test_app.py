@@ -1,0 +1,406 @@
+"""The web app over a real index and a real uvicorn server: JSON API, limits, origins, document pages, Gradio API."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import HOSTILE_ID, HOSTILE_QUESTION, HOSTILE_TEXT, LiveServer, free_port
+from tr_qa.app import (
+    MAX_QUESTION_CHARS,
+    RateLimiter,
+    build_app,
+    parse_origins,
+    parse_rate_limit,
+    result_html,
+    validate_origin,
+)
+from tr_qa.errors import InputError
+from tr_qa.types import Passage, Result, Span
+
+QUESTION = "How much was the 2016 bail out?"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ask(server: LiveServer, body: object, *, raw: bytes | None = None, headers: dict[str, str] | None = None):
+    """POST /api/ask with a JSON body (or raw bytes)."""
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(
+        f"{server.url}/api/ask",
+        content=content,
+        headers={"content-type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+# --- pure functions --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://Example.org", "https://example.org"),
+        ("https://example.org/", "https://example.org"),
+        ("http://localhost:8000", "http://localhost:8000"),
+        ("https://example.org:443", "https://example.org"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_validate_origin_normalises(raw: str, expected: str) -> None:
+    assert validate_origin(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "*",
+        "example.org",
+        "ftp://example.org",
+        "https://example.org/campaign",
+        "https://example.org?x=1",
+        "https://user@example.org",
+        "https://example.org:99999",
+        "https://",
+        "https://exa mple.org",
+    ],
+)
+def test_validate_origin_rejects_and_names_the_value(bad: str) -> None:
+    with pytest.raises(InputError, match=re.escape(repr(bad))):
+        validate_origin(bad)
+
+
+def test_parse_origins_splits_commas_and_dedupes() -> None:
+    assert parse_origins(["https://a.example, https://b.example:8443", "https://A.example", ""]) == (
+        "https://a.example",
+        "https://b.example:8443",
+    )
+
+
+def test_parse_rate_limit() -> None:
+    assert parse_rate_limit("30") == (30, 60.0)
+    assert parse_rate_limit("5/10") == (5, 10.0)
+    with pytest.raises(InputError, match="TR_QA_RATE_LIMIT"):
+        parse_rate_limit("lots")
+
+
+def test_rate_limiter_sliding_window() -> None:
+    limiter = RateLimiter(limit=2, window=0.3)
+    assert limiter.check("a") == 0 and limiter.check("a") == 0
+    assert 0 < limiter.check("a") <= 0.3
+    assert limiter.check("b") == 0  # per client
+    time.sleep(0.35)
+    assert limiter.check("a") == 0
+
+
+def test_result_html_escapes_document_text_and_adds_only_own_tags() -> None:
+    text = "<script>alert(1)</script> the fee was £5m & <b>more</b>"
+    start = 100
+    answer = Span("x/<y>.txt", start + 38, start + 41, "£5m", "answer")
+    sentence = Span("x/<y>.txt", start + 26, start + len(text), text[26:], "sentence")
+    passage = Passage(
+        "x/<y>.txt", "<img src=x onerror=alert(1)>", start, start + len(text), text, 0.5, (sentence, answer)
+    )
+    out = result_html(Result("q", True, None, (passage,)), "http://chat.example")
+    assert "<script" not in out and "<img" not in out and "<b>" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "&lt;img src=x onerror=alert(1)&gt;" in out
+    assert "The documents don&#x27;t answer this." in out
+    assert set(re.findall(r"</?([a-z]+)", out)) <= {"p", "strong", "a", "mark", "blockquote"}
+    assert "<mark>the fee was <strong>£5m</strong> &amp; &lt;b&gt;more&lt;/b&gt;</mark>" in out
+    assert 'href="http://chat.example/doc/x/%3Cy%3E.txt?start=126&amp;end=160&amp;astart=138&amp;aend=141#hl"' in out
+
+
+# --- the live server ---------------------------------------------------------------------------------------------
+
+
+def test_healthz(live_server: LiveServer, web_qa) -> None:
+    r = httpx.get(f"{live_server.url}/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "documents": len(web_qa.documents), "chunks": len(web_qa.data.chunks)}
+
+
+def test_api_ask_returns_the_cli_json_shape(live_server: LiveServer, web_qa) -> None:
+    r = ask(live_server, {"question": QUESTION, "k": 3})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == web_qa.ask(QUESTION, k=3).to_dict()
+    body = r.json()
+    assert len(body["passages"]) == 3
+    assert body["abstained"] is False and "42" in body["answer"]["text"]
+
+
+def test_api_ask_default_k(live_server: LiveServer, web_qa) -> None:
+    r = ask(live_server, {"question": QUESTION})
+    assert r.status_code == 200 and len(r.json()["passages"]) == web_qa.settings.k
+
+
+def test_api_ask_accepts_the_longest_question(live_server: LiveServer) -> None:
+    question = ("probation " * 200)[:MAX_QUESTION_CHARS]
+    assert ask(live_server, {"question": question, "k": 1}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "message"),
+    [
+        (None, b"{not json", "must be JSON"),
+        (None, b"\xff\xfe", "must be JSON"),
+        (None, b"", "must be JSON"),
+        (["a question"], None, "JSON object"),
+        ({"question": 42}, None, "question must be text"),
+        ({"question": None}, None, "question must be text"),
+        ({"k": 3}, None, "question is missing"),
+        ({"question": QUESTION, "k": "3"}, None, "k must be between"),
+        ({"question": QUESTION, "k": True}, None, "k must be between"),
+        ({"question": QUESTION, "k": 0}, None, "k must be between"),
+        ({"question": QUESTION, "k": 51}, None, "k must be between"),
+        ({"question": QUESTION, "k": 2.5}, None, "k must be between"),
+        ({"question": QUESTION, "top": 3}, None, "unknown field"),
+        ({"question": "   "}, None, "question is empty"),
+        ({"question": "x" * (MAX_QUESTION_CHARS + 1)}, None, "too long"),
+        ({"question": "bail\x00out"}, None, "control characters"),
+    ],
+)
+def test_api_ask_bad_input_is_a_4xx_json_error(live_server: LiveServer, body, raw, message: str) -> None:
+    r = ask(live_server, body, raw=raw)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["error"]
+    assert "Traceback" not in r.text
+
+
+def test_api_ask_body_too_large(live_server: LiveServer) -> None:
+    r = ask(live_server, None, raw=json.dumps({"question": "x" * 20_000}).encode())
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+
+
+def test_api_wrong_method_is_not_a_500(live_server: LiveServer) -> None:
+    r = httpx.get(f"{live_server.url}/api/ask")
+    assert 400 <= r.status_code < 500
+
+
+def test_concurrent_api_calls_give_the_sequential_answer(live_server: LiveServer) -> None:
+    expected = ask(live_server, {"question": QUESTION, "k": 3}).json()
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda _: ask(live_server, {"question": QUESTION, "k": 3}), range(40)))
+    assert [r.status_code for r in responses] == [200] * 40
+    assert all(r.json() == expected for r in responses)
+
+
+def test_rate_limit_answers_429_and_the_chat_says_so(web_qa) -> None:
+    from gradio_client import Client
+
+    server = LiveServer(build_app(web_qa, rate_limit=3, rate_window=60)).start()
+    try:
+        codes = [ask(server, {"question": QUESTION, "k": 1}).status_code for _ in range(3)]
+        assert codes == [200, 200, 200]
+        r = ask(server, {"question": QUESTION, "k": 1})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1 and "too many questions" in r.json()["error"]
+        # The chat shares the per-client budget.
+        _, history = Client(server.url, verbose=False).predict(QUESTION, [], api_name="/ask")
+        assert "asking faster than 3 questions per 60 seconds" in text_of(history[-1])
+    finally:
+        server.stop()
+
+
+# --- origins: CORS and framing ------------------------------------------------------------------------------------
+
+
+def test_cors_allows_only_the_listed_origin(live_server: LiveServer, page_port: int) -> None:
+    allowed, other = f"http://allowed.test:{page_port}", f"http://other.test:{page_port}"
+    for path in ("/api/ask", "/gradio_api/queue/join"):
+        pre = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        ok = httpx.options(f"{live_server.url}{path}", headers={"Origin": allowed, **pre})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
+        bad = httpx.options(f"{live_server.url}{path}", headers={"Origin": other, **pre})
+        assert "access-control-allow-origin" not in bad.headers
+    for path in ("/healthz", "/config", "/widget.js"):
+        assert (
+            httpx.get(f"{live_server.url}{path}", headers={"Origin": allowed}).headers["access-control-allow-origin"]
+            == allowed
+        )
+        assert (
+            "access-control-allow-origin"
+            not in httpx.get(f"{live_server.url}{path}", headers={"Origin": other}).headers
+        )
+    r = ask(live_server, {"question": QUESTION, "k": 1}, headers={"Origin": other})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_frame_ancestors_lists_only_allowed_origins(live_server: LiveServer, page_port: int, web_qa) -> None:
+    r = httpx.get(f"{live_server.url}/")
+    assert r.status_code == 200
+    assert r.headers["content-security-policy"] == f"frame-ancestors 'self' http://allowed.test:{page_port}"
+    assert "x-frame-options" not in r.headers
+    # Deny by default: with no allowed origin only the app itself may frame it.
+    server = LiveServer(build_app(web_qa)).start()
+    try:
+        r = httpx.get(f"{server.url}/", headers={"Origin": "http://localhost:1234"})
+        assert r.headers["content-security-policy"] == "frame-ancestors 'self'"
+        assert r.headers["x-frame-options"] == "SAMEORIGIN"
+        assert "access-control-allow-origin" not in r.headers
+    finally:
+        server.stop()
+
+
+# --- Gradio API ----------------------------------------------------------------------------------------------------
+
+
+def text_of(message: dict) -> str:
+    """A chat message's text, whatever shape the client returns it in."""
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def test_gradio_client_chat(live_server: LiveServer) -> None:
+    from gradio_client import Client
+
+    client = Client(live_server.url, verbose=False)
+    box, history = client.predict(QUESTION, [], api_name="/ask")
+    assert box == ""
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    reply = text_of(history[-1])
+    assert reply.startswith("<p>Answer: <mark><strong>") and "£42m" in reply
+    assert f"{live_server.url}/doc/" in reply  # absolute links, so they work inside the widget
+    # Multi-turn: the history comes back with the next answer appended.
+    _, history = client.predict("What losses are the companies facing by 2022?", history, api_name="/ask")
+    assert len(history) == 4 and "443m" in text_of(history[-1])
+    _, history = client.predict("   ", history, api_name="/ask")
+    assert len(history) == 5 and "Please type a question" in text_of(history[-1])
+    box, history = client.predict("y" * (MAX_QUESTION_CHARS + 5), [], api_name="/ask")
+    assert "1,005 characters long; the limit is 1,000" in text_of(history[-1])
+    assert box == "y" * (MAX_QUESTION_CHARS + 5)  # kept so the user can shorten it
+
+
+def test_gradio_rest_shortcut_is_closed(live_server: LiveServer) -> None:
+    # api_open=False: /gradio_api/run/... would skip the queue, its concurrency limit and the rate limit.
+    r = httpx.post(f"{live_server.url}/gradio_api/run/ask", json={"data": [QUESTION, []]})
+    assert r.status_code >= 400
+    assert "£42m" not in r.text
+
+
+def test_widget_js_is_served_by_the_app(live_server: LiveServer) -> None:
+    r = httpx.get(f"{live_server.url}/widget.js")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+    asset = re.search(r'import\("\./(assets/[^"]+)"\)', r.text)
+    assert asset, r.text[:200]
+    assert httpx.get(f"{live_server.url}/{asset.group(1)}").status_code == 200
+
+
+# --- document pages -------------------------------------------------------------------------------------------------
+
+
+def test_doc_page_highlights_and_escapes(live_server: LiveServer, web_qa) -> None:
+    doc = web_qa.document(HOSTILE_ID)
+    start = doc.text.index("The Zanzibar")
+    end = doc.text.index("\n", start)
+    astart = doc.text.index("£77m")
+    r = httpx.get(f"{live_server.url}/doc/{HOSTILE_ID}?start={start}&end={end}&astart={astart}&aend={astart + 4}")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp and "frame-ancestors 'self'" in csp
+    body = r.text.split("<body>", 1)[1]
+    assert "<script" not in body and "<img" not in body and "<svg" not in body and "<iframe" not in body
+    assert html.escape("<script>window.__xss='script';alert('script')</script>") in body
+    marked = re.search(r'<mark id="hl">(.*?)</mark>', body, re.S)
+    assert marked is not None
+    assert html.unescape(re.sub(r"</?strong>", "", marked.group(1))) == doc.text[start:end]
+    assert "<strong>£77m</strong>" in marked.group(1)
+
+
+def test_doc_page_without_highlight(live_server: LiveServer) -> None:
+    r = httpx.get(f"{live_server.url}/doc/{HOSTILE_ID}")
+    assert r.status_code == 200 and "<mark" not in r.text and "Zanzibar quarry report" in r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/doc/nope.txt?start=0&end=5", 404),
+        ("/doc/..%2F..%2Fetc%2Fpasswd", 404),
+        ("/doc/%3Cscript%3Ealert(1)%3C%2Fscript%3E.txt", 404),
+        (f"/doc/{HOSTILE_ID}?start=5&end=2", 400),
+        (f"/doc/{HOSTILE_ID}?start=-1&end=2", 400),
+        (f"/doc/{HOSTILE_ID}?start=0&end=999999", 400),
+        (f"/doc/{HOSTILE_ID}?start=a&end=2", 400),
+        (f"/doc/{HOSTILE_ID}?start=1", 400),
+        (f"/doc/{HOSTILE_ID}?start=0&end=20&astart=30&aend=40", 400),
+    ],
+)
+def test_doc_page_errors(live_server: LiveServer, path: str, status: int) -> None:
+    r = httpx.get(f"{live_server.url}{path}")
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("text/html")
+    assert "<script" not in r.text and "Traceback" not in r.text
+
+
+def test_hostile_answer_through_the_api_is_data(live_server: LiveServer) -> None:
+    body = ask(live_server, {"question": HOSTILE_QUESTION, "k": 3}).json()
+    top = body["passages"][0]
+    assert top["doc"] == HOSTILE_ID
+    assert top["text"] in HOSTILE_TEXT  # returned verbatim as JSON data; escaping is the renderer's job
+
+
+# --- serve() -----------------------------------------------------------------------------------------------------
+
+
+def test_serve_builds_a_missing_index_and_merges_env_origins(tmp_path, monkeypatch, capsys) -> None:
+    import uvicorn
+
+    from tr_qa import app as app_module
+    from tr_qa.config import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Probation news\nThe contract was worth £9m in 2015.\n", encoding="utf-8")
+    captured: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
+    monkeypatch.setenv("TR_QA_ALLOW_ORIGINS", "https://campaign.example, http://localhost:8000")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    app_module.serve(settings, host="127.0.0.1", port=8123, allow_origins=["https://cli.example"])
+    assert (tmp_path / "index" / "CURRENT").is_file()
+    assert captured["port"] == 8123 and captured["host"] == "127.0.0.1"
+    err = capsys.readouterr().err
+    assert "building the index" in err
+    assert "https://cli.example, https://campaign.example, http://localhost:8000" in err
+
+
+def test_serve_rejects_a_bad_origin_before_loading(tmp_path, monkeypatch) -> None:
+    from tr_qa import app as app_module
+    from tr_qa.config import Settings
+
+    monkeypatch.setenv("TR_QA_ALLOW_ORIGINS", "https://ok.example,https://bad.example/path")
+    with pytest.raises(InputError, match="https://bad.example/path"):
+        app_module.serve(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"))
+
+
+def test_tr_qa_serve_command_starts(web_settings) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "tr_qa", "serve", "--port", str(port), "--index", str(web_settings.index_dir)]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while time.monotonic() - started < 120:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("tr-qa serve did not answer /healthz within 120 s")
+        print(f"tr-qa serve answered /healthz after {time.monotonic() - started:.1f} s")
+        r = httpx.post(f"http://127.0.0.1:{port}/api/ask", json={"question": QUESTION, "k": 1}, timeout=30)
+        assert r.status_code == 200 and "42" in r.json()["answer"]["text"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
