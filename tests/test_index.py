@@ -144,3 +144,12 @@ def test_killing_a_build_at_any_moment_leaves_a_usable_index(small: Settings) ->
         assert set(data.documents) in (set(before.documents), {p.name for p in small.corpus_dir.glob("*.txt")})
         for c in data.chunks:
             assert data.documents[c.doc_id].text[c.start : c.end] == c.text
+
+
+def test_a_new_title_from_metadata_is_stored_without_embedding(small: Settings, embedder: Embedder) -> None:
+    (small.corpus_dir / "metadata.json").write_text(
+        json.dumps({"004_a9da44ecae937e51.txt": {"title": "West Midlands deal"}}), encoding="utf-8"
+    )
+    report = index.build(small, embedder=embedder, progress=False)
+    assert not report.unchanged and report.embedded_chunks == 0
+    assert index.load(small.index_dir).documents["004_a9da44ecae937e51.txt"].title == "West Midlands deal"

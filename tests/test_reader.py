@@ -214,6 +214,14 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         rd.train(data, tmp_path / "part", **{**kw, "lr": 1e-3})
 
+    # Running behind: stop, then resume with an earlier end of the learning-rate schedule.
+    kw2 = {**kw, "batch_size": 2}
+    rd.train(data, tmp_path / "late", stop_after_steps=1, **kw2)
+    late = rd.train(data, tmp_path / "late", schedule_end_step=3, **kw2)
+    assert late["total_steps"] == 4 and late["steps_done"] == 3 and late["reschedules"] == [[1, 3]]
+    ck = torch.load(tmp_path / "late" / rd.CHECKPOINT_FILE, weights_only=False)
+    assert ck["scheduler"]["_last_lr"] == [0.0, 0.0]
+
     out = rd.export(tmp_path / "full", tmp_path / "model", command="pytest", heldout_eval=False)
     assert (out / rd.CARD_FILE).exists() and (out / "vocab.txt").exists()
     context = "Ada was born in London."

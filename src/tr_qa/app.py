@@ -71,6 +71,16 @@ EXAMPLE_QUESTIONS = (
 )
 GRADIO_JS = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
 NO_ANSWER = "The documents don't answer this."
+# The default orange button has white text at contrast 2.8 (axe: serious); a darker fill passes AA (built-in theme
+# fonts only: they are bundled in the wheel, so the page requests nothing from elsewhere).
+THEME = gr.themes.Default(primary_hue="blue").set(
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_text_color="white",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800",
+    button_primary_text_color_dark="white",
+)
 CHAT_CSS = """
 #tr-qa-chat mark { background: #fff3a3; color: #1f2328; text-decoration: underline dotted; padding: 0 1px; }
 #tr-qa-chat mark strong { background: #ffd33d; text-decoration: underline solid 2px; }
@@ -520,11 +530,12 @@ def build_app(
         app,
         demo,
         path="/",
-        theme=gr.themes.Default(),
+        theme=THEME,
         css=CHAT_CSS,
         ssr_mode=False,
         run_history=False,  # it would keep every question in the browser's storage: not on shared computers
-        footer_links=["api", "settings"],
+        # Gradio's footer links are light grey on white (contrast 1.9, axe: serious); the chat needs neither.
+        footer_links=[],
         show_error=False,
     )
 

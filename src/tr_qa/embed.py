@@ -56,7 +56,9 @@ class Embedder:
             if self._model is None:
                 import torch
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
+                hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise in the CLI and the logs
                 torch.set_num_threads(self.threads)
                 self._model = SentenceTransformer(str(self.path), device="cpu")
             return self._model

@@ -222,7 +222,11 @@ def build(
         new_hashes = {d.id: d.sha256 for d in report.documents}
         changed = tuple(d.id for d in report.documents if old_hashes.get(d.id) != d.sha256)
         removed = tuple(sorted(set(old_hashes) - set(new_hashes)))
-        if old is not None and not changed and not removed:
+        # A new title (metadata.json) rewrites the store but embeds nothing.
+        retitled = old is not None and any(
+            d.id in old.documents and old.documents[d.id].title != d.title for d in report.documents
+        )
+        if old is not None and not changed and not removed and not retitled:
             return BuildReport(
                 index_dir,
                 len(report.documents),

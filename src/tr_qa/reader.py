@@ -412,11 +412,13 @@ def _tqdm(**kw: Any) -> Any:
 # Training
 
 
-def _features(
-    tokenizer: Any, examples: Sequence[_Example], max_length: int, stride: int
-) -> list[tuple[list[int], list[int], int, int]]:
-    """(input_ids, token_type_ids, start_tok, end_tok) for every window of every example, in example order."""
-    feats: list[tuple[list[int], list[int], int, int]] = []
+# One training window: input ids, token type ids, answer start/end token, index of its example.
+_Feature = tuple[list[int], list[int], int, int, int]
+
+
+def _features(tokenizer: Any, examples: Sequence[_Example], max_length: int, stride: int) -> list[_Feature]:
+    """(input_ids, token_type_ids, start_tok, end_tok, example) for every window of every example, in example order."""
+    feats: list[_Feature] = []
     step = 256
     for b0 in range(0, len(examples), step):
         batch = examples[b0 : b0 + step]
@@ -426,7 +428,7 @@ def _features(
             s_char = ex.answer_start
             e_char = s_char + len(ex.answers[0])
             st, et = char_to_token_span(enc["offset_mapping"][w], enc.sequence_ids(w), s_char, e_char)
-            feats.append((enc["input_ids"][w], enc["token_type_ids"][w], st, et))
+            feats.append((enc["input_ids"][w], enc["token_type_ids"][w], st, et, b0 + k))
     return feats
 
 
@@ -445,7 +447,7 @@ def _batch_plan(lengths: Sequence[int], batch_size: int, seed: int, pool: int = 
 
 
 def _collate(
-    feats: Sequence[tuple[list[int], list[int], int, int]], idx: Sequence[int], pad_id: int, multiple: int = 32
+    feats: Sequence[_Feature], idx: Sequence[int], pad_id: int, multiple: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     # Widths are rounded up to a multiple of 32: oneDNN builds (JITs) kernels per shape, and a few shapes
     # reused across the run cost less than ~5 % extra padding.
@@ -505,12 +507,14 @@ def train(
     bf16: bool = True,
     deadline: float | None = None,
     stop_after_steps: int | None = None,
+    schedule_end_step: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune MiniLM + span head on SQuAD-format data; checkpoints in out_dir, returns held-out EM/F1.
 
     Create ``out_dir/STOP`` or pass ``deadline`` (unix time) to stop early after a checkpoint and still evaluate;
-    SIGTERM stops after a checkpoint without evaluating. ``bf16`` runs forward/backward under CPU bfloat16
-    autocast (fp32 master weights), 1.7x faster here on AMX hardware.
+    SIGTERM stops after a checkpoint without evaluating. Resuming with ``schedule_end_step`` ends the run at that
+    step instead, the learning rate decaying linearly to 0 from its value at the resume step. ``bf16`` runs the
+    forward/backward pass under CPU bfloat16 autocast (fp32 master weights), 1.7x faster here on AMX hardware.
     """
     _offline_env()
     old_threads = torch.get_num_threads()
@@ -543,6 +547,7 @@ def _train(
     bf16: bool,
     deadline: float | None,
     stop_after_steps: int | None,
+    schedule_end_step: int | None,
 ) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -591,10 +596,19 @@ def _train(
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
-    def lr_lambda(step: int) -> float:
+    # A reschedule (at, end) ends training early at step ``end``, decaying linearly from the rate at ``at``.
+    reschedules: list[tuple[int, int]] = []
+
+    def base_lambda(step: int) -> float:
         if step < warmup:
             return (step + 1) / max(1, warmup)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    def lr_lambda(step: int) -> float:
+        if reschedules and step >= reschedules[0][0]:
+            at, end = reschedules[0]
+            return base_lambda(at) * max(0.0, (end - step) / max(1, end - at))
+        return base_lambda(step)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     step = 0
@@ -610,6 +624,15 @@ def _train(
         torch.set_rng_state(ck["torch_rng"])
         step = int(ck["step"])
         elapsed_before = float(ck.get("elapsed", 0.0))
+        reschedules.extend(tuple(r) for r in ck.get("reschedules", []))
+    if schedule_end_step is not None and (not reschedules or reschedules[-1][1] != schedule_end_step):
+        # Running behind on a shared machine: finish the linear decay at an earlier step, from the current rate.
+        if reschedules:
+            raise ValueError("training was already rescheduled once; only one reschedule is supported")
+        if not step < schedule_end_step <= total_steps:
+            raise ValueError(f"schedule_end_step must be in ({step}, {total_steps}]")
+        reschedules.append((step, schedule_end_step))
+    end_step = reschedules[-1][1] if reschedules else total_steps
 
     # Base config and tokenizer beside the checkpoint so export() needs nothing else.
     tokenizer.save_pretrained(str(out_dir / "tokenizer"))
@@ -655,6 +678,7 @@ def _train(
                 "step": step,
                 "params": params,
                 "elapsed": elapsed_before + time.time() - t_loop,
+                "reschedules": [list(r) for r in reschedules],
             },
             ckpt_path,
         )
@@ -663,14 +687,14 @@ def _train(
     pad_id = tokenizer.pad_token_id or 0
     log_path = out_dir / "train_log.jsonl"
     first_step = step
-    bar = _tqdm(total=total_steps, initial=step, desc="train", disable=not progress)
+    bar = _tqdm(total=end_step, initial=step, desc="train", disable=not progress)
     t_loop = time.time()
     last_ckpt_time = t_loop
     run_loss = 0.0
     run_n = 0
     stopped = False
     try:
-        while step < total_steps:
+        while step < end_step:
             if (
                 stop["flag"]
                 or (out_dir / "STOP").exists()
@@ -693,7 +717,7 @@ def _train(
             run_loss += loss.item()
             run_n += 1
             bar.update(1)
-            if step % 50 == 0 or step == total_steps:
+            if step % 50 == 0 or step == end_step:
                 rec = {
                     "step": step,
                     "loss": run_loss / run_n,
@@ -715,9 +739,11 @@ def _train(
             signal.signal(signal.SIGTERM, old_handler)
 
     meta["steps_done"] = step
-    meta["questions_seen"] = min(len(feats), step * batch_size)
+    seen = {feats[i][4] for k in range(step) for i in plans[k // steps_per_epoch][k % steps_per_epoch]}
+    meta["questions_seen"] = len(seen)
     meta["train_seconds"] = round(elapsed_before + time.time() - t_loop, 1)
     meta["stopped_early"] = stopped
+    meta["reschedules"] = [list(r) for r in reschedules]
     meta["prep_seconds"] = round(t_loop - t_start, 1)
     if not stop["flag"]:
         held = held_ex[:eval_limit] if eval_limit is not None else held_ex
@@ -862,9 +888,11 @@ end logit per word piece. Loaded by `tr_qa.reader.Reader`.
   (sha256 `{meta.get("train_file_sha256")}`), read directly from the xz file.
 - Held out for model selection: the last {p.get("holdout_articles")} articles
   ({meta.get("heldout_questions")} questions). No SQuAD development data was used for training or tuning.
-- Questions trained: {meta.get("questions_seen")} of a seeded random sample of {meta.get("questions")} questions
-  ({meta.get("windows")} windows), {meta.get("steps_done")} of {meta.get("total_steps")} optimizer steps,
-  stopped early: {meta.get("stopped_early")}.
+- Trained on {meta.get("questions_seen")} questions: a seeded random sample of {meta.get("questions")} questions
+  ({meta.get("windows")} windows of up to {p.get("max_length")} word pieces) was planned;
+  {meta.get("steps_done")} of {meta.get("total_steps")} optimizer steps were run
+  (stopped early: {meta.get("stopped_early")}; learning-rate reschedules (from step, to end step):
+  {meta.get("reschedules") or "none"}).
 
 ## Command
 ```
@@ -892,7 +920,7 @@ Other measurements:
 weight matrix (word, position and token-type embeddings and all Linear weights) as per-row symmetric int8
 (`<name>.int8`) with an fp32 scale per row (`<name>.scale`); biases and LayerNorm parameters in fp32.
 `config.json` is the BERT config; `vocab.txt` and the tokenizer files are the base model's.
-Total size {total:,} bytes ({total / 1e6:.1f} MB).
+Total size without this card {total:,} bytes ({total / 1e6:.1f} MB).
 
 | file | bytes | sha256 |
 |---|---:|---|
