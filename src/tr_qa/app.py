@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -410,18 +409,13 @@ def build_app(
     # One gate for the chat and the JSON API, so together they never run more questions at once than the CPU has.
     gate = threading.BoundedSemaphore(concurrency)
 
-    @contextmanager
-    def model_slot() -> Any:
-        with gate:
-            yield
-
     def ask(question: str, k: int) -> Result:
-        with model_slot():
+        with gate:
             return qa.ask(question, k=k)
 
     app = FastAPI(title="tr-qa", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> dict[str, Any]:
         """Liveness plus what is loaded."""
         return {"status": "ok", "documents": len(qa.documents), "chunks": len(qa.data.chunks)}
@@ -509,7 +503,7 @@ def build_app(
             body += f"<main>{html.escape(doc.text)}</main>"
         return HTMLResponse(page(esc(doc.title), body), headers=csp)
 
-    @app.get("/widget.js")
+    @app.api_route("/widget.js", methods=["GET", "HEAD"])
     def widget_js() -> FileResponse:
         """Gradio's web-component loader, served by the app itself (no CDN)."""
         # It imports ./assets/… relative to its own URL, which Gradio serves at /assets/ on this app.
@@ -521,8 +515,8 @@ def build_app(
         allow_origins=list(origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["content-type", "x-gradio-user"],  # the web component sends x-gradio-user
-        # The web component's queue calls carry Gradio's session cookie; only listed origins get this.
-        allow_credentials=True,
+        # The widget's calls carry no cookies (run history, the one credentialed call, is off), so none are allowed.
+        allow_credentials=False,
         max_age=600,
     )
     app.add_middleware(SecurityHeaders, frame_ancestors=frame_ancestors, frame_deny=not origins)
@@ -591,6 +585,7 @@ def build_blocks(qa: QA, limiter: RateLimiter, ask: Any, concurrency: int) -> gr
         )
         chatbot = gr.Chatbot(
             label="Conversation",
+            show_label=False,  # the floating label chip covered the first line of a scrolled answer
             elem_id="tr-qa-chat",
             height=520,
             # Messages are HTML built (and escaped) by result_html; no Markdown pass, so characters in the

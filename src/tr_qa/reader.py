@@ -819,6 +819,7 @@ def export(
     *,
     command: str | None = None,
     heldout_eval: bool = True,
+    heldout_limit: int | None = None,
     extra_metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write the int8 reader (weights, config, tokenizer, MODEL_CARD.md) from a training checkpoint into out_dir."""
@@ -849,6 +850,7 @@ def export(
     if heldout_eval and "heldout_int8" not in metrics and meta.get("train_file"):
         articles = _read_squad(Path(meta["train_file"]))
         _, held = _split(articles, int(meta["params"]["holdout_articles"]))
+        held = held[:heldout_limit] if heldout_limit is not None else held
         reader = Reader(out_dir)
         t0 = time.time()
         metrics["heldout_int8"] = evaluate_squad(reader, held)
