@@ -18,6 +18,9 @@ import numpy as np
 from tr_qa.text import terms
 from tr_qa.types import Span
 
+# Bump when sentence splitting or entity handling changes: stored analyses are then stale and the index rebuilds.
+ANALYSIS_VERSION = 2
+
 # Which spaCy entity labels answer which kind of question, best label first.
 NUMBER = ("MONEY", "CARDINAL", "PERCENT", "QUANTITY")
 ANSWER_TYPES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(

@@ -29,7 +29,7 @@ from tr_qa.chunk import SPLITTER_NAME, chunk_document
 from tr_qa.config import Settings
 from tr_qa.embed import MODEL_ID, Embedder, model_sha256
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from tr_qa.highlight import Analyser, DocAnalysis
+from tr_qa.highlight import ANALYSIS_VERSION, Analyser, DocAnalysis
 from tr_qa.ingest import Skipped, ingest
 from tr_qa.types import Chunk, Document
 
@@ -98,6 +98,7 @@ def expected_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "model": {"id": MODEL_ID, "sha256": model_sha256(embedder.path)},
         "chunking": {"splitter": SPLITTER_NAME, "size": settings.chunk_size, "overlap": settings.chunk_overlap},
+        "analysis": {"version": ANALYSIS_VERSION, "spacy_model": "en_core_web_sm 3.8.0"},
     }
 
 
@@ -109,6 +110,8 @@ def mismatch(manifest: dict[str, Any], expected: dict[str, Any]) -> str | None:
         return "the index was built with a different embedding model"
     if manifest.get("chunking") != expected["chunking"]:
         return f"chunk settings differ (index: {manifest.get('chunking')}, now: {expected['chunking']})"
+    if manifest.get("analysis") != expected["analysis"]:
+        return "the sentence and entity analysis has changed since the index was built"
     return None
 
 
