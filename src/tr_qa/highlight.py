@@ -155,11 +155,15 @@ class SentenceHit:
 
 @dataclass(frozen=True)
 class Weights:
-    """How the sentence score mixes its signals."""
+    """How the sentence score mixes its signals.
 
-    cosine: float = 0.55
-    overlap: float = 0.35
-    answer_type: float = 0.10
+    Fitted by scripts/fit_highlighter.py (logistic regression, 6,288 SQuAD v1.1 *training* questions, scaled to sum
+    to 1): the best sentence holds the answer for 80.6 % of 1,443 held-out training questions (hand weights 79.5 %).
+    """
+
+    cosine: float = 0.244
+    overlap: float = 0.659
+    answer_type: float = 0.098
 
 
 class Highlighter:
