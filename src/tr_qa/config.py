@@ -45,8 +45,10 @@ class Settings:
     retriever: str = "hybrid"
     # Weight of the dense cosine in the convex hybrid; the rest goes to normalised BM25.
     hybrid_alpha: float = 0.5
-    # Below this confidence the result says the documents do not answer (chosen from eval data; see README).
+    # Below this confidence the result says the documents do not answer (chosen from data; see README).
     abstain_threshold: float = 0.35
+    # How many of the top passages the span reader reads (0: no reader, sentence-and-entity highlighting only).
+    reader_passages: int = 3
     threads: int = field(default_factory=default_threads)
 
     def with_overrides(self, **changes: object) -> Settings:
