@@ -56,13 +56,15 @@ def main() -> None:
     parser.add_argument("--alphas", default="0.5")
     parser.add_argument("--no-txtai", action="store_true")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument("--index", type=Path, help="Keep the built index here and reuse it on the next run.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         items = [i for i in ev.squad_corpus(read_squad(args.squad, args.articles), Path(tmp) / "c") if i.answers]
-        settings = Settings(corpus_dir=Path(tmp) / "c", index_dir=Path(tmp) / "i")
+        settings = Settings(corpus_dir=Path(tmp) / "c", index_dir=args.index or Path(tmp) / "i")
         embedder = Embedder()
-        build(settings, embedder=embedder, progress=False)
+        if not (settings.index_dir / "CURRENT").exists():
+            build(settings, embedder=embedder, progress=False)
         data = load(settings.index_dir)
         chunks = data.chunks
         vectors = embedder.encode([i.question for i in items], batch_size=64)

@@ -73,7 +73,7 @@ def cli() -> None:
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def index_cmd(corpus: Path | None, index_dir: Path | None, no_progress: bool) -> None:
     """Build or update the index; only changed documents are embedded again."""
-    build_index(settings_from(corpus, index_dir), progress=not no_progress)
+    build_index(settings_from(corpus, index_dir), progress=not no_progress and sys.stderr.isatty())
 
 
 def render(result: Result, color: bool) -> str:
@@ -175,6 +175,11 @@ def serve_cmd(
 @click.option("--gate", type=click.Path(path_type=Path), help="Fail (exit 1) if a metric misses this file's limits.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write JSON, Markdown and PNG here.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder for --qa [default: index/].")
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="With --squad: keep its corpus and index in this folder (reused, re-embedding nothing) instead of a temp one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_cmd(
     qa_file: Path | None,
@@ -185,6 +190,7 @@ def eval_cmd(
     gate: Path | None,
     report_dir: Path | None,
     index_dir: Path | None,
+    keep: Path | None,
     as_json: bool,
 ) -> None:
     """Measure retrieval, highlighting and abstention on a question file or a SQuAD file."""
@@ -197,23 +203,25 @@ def eval_cmd(
         [default, *(r for r in RETRIEVERS if r != default)] if "all" in retrievers else list(dict.fromkeys(retrievers))
     )
     thresholds = ev.load_thresholds(gate) if gate else None
+    show = not as_json and sys.stderr.isatty()  # progress bars only for a person watching
     settings = settings_from(index=index_dir)
     if qa_file is not None:
         items = ev.load_qa_file(qa_file)[:limit]
         qa = load_qa(settings)
         summary, records = ev.evaluate(
-            qa, items, names or [qa.settings.retriever], threshold, not as_json, source=str(qa_file)
+            qa, items, names or [qa.settings.retriever], threshold, show, source=str(qa_file)
         )
     else:
         with ev.squad_eval_dir() as tmp:
-            items = ev.squad_corpus(squad_file, Path(tmp) / "corpus")[:limit]
-            squad_settings = settings.with_overrides(corpus_dir=Path(tmp) / "corpus", index_dir=Path(tmp) / "index")
-            build_index(squad_settings, progress=not as_json)
+            work = Path(keep) if keep else Path(tmp)
+            items = ev.squad_corpus(squad_file, work / "corpus")[:limit]
+            squad_settings = settings.with_overrides(corpus_dir=work / "corpus", index_dir=work / "index")
+            build_index(squad_settings, progress=show)
             from tr_qa.qa import QA
 
             qa = QA.load(settings=squad_settings)
             summary, records = ev.evaluate(
-                qa, items, names or [qa.settings.retriever], threshold, not as_json, source=str(squad_file)
+                qa, items, names or [qa.settings.retriever], threshold, show, source=str(squad_file)
             )
     used = summary["overall"]["abstain_threshold"]
     if report_dir is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,15 @@ class Retriever:
         corpus = [terms(c.text) or ["\u2205"] for c in data.chunks]
         if corpus:
             self._bm25.index(corpus, show_progress=False)
+        # BM25 score of a typical one-term match (average idf, as txtai's normaliser uses): a weak lexical match
+        # stays small after normalising instead of being scaled up to 1 as a bare score/top would.
+        df: dict[str, int] = {}
+        for doc_terms in corpus:
+            for t in set(doc_terms):
+                df[t] = df.get(t, 0) + 1
+        n = len(corpus)
+        idf = [math.log(1 + (n - c + 0.5) / (c + 0.5)) for c in df.values()]
+        self.typical_score = sum(idf) / len(idf) if idf else 1.0
 
     def bm25_scores(self, question: str) -> np.ndarray:
         """BM25 score of every chunk (zeros when the question has no content words)."""
@@ -62,7 +72,8 @@ class Retriever:
         cand = np.fromiter(candidates, dtype=np.int64)
         dense = self.data.chunk_vectors[cand] @ question_vector
         top_bm25 = float(bm25.max()) if bm25.size else 0.0
-        lexical = bm25[cand] / top_bm25 if top_bm25 > 0 else np.zeros(len(cand), dtype=np.float32)
+        scale = min(top_bm25 + self.typical_score, 6 * self.typical_score)
+        lexical = np.minimum(bm25[cand] / scale, 1.0) if top_bm25 > 0 else np.zeros(len(cand), dtype=np.float32)
         if method == "dense":
             fused = dense
         elif method == "bm25":
