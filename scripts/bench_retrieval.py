@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("squad", type=Path)
     parser.add_argument("--articles", type=int)
     parser.add_argument("--alphas", default="0.5")
+    parser.add_argument("--sentence-weights", default="0.0")
     parser.add_argument("--no-txtai", action="store_true")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     parser.add_argument("--index", type=Path, help="Keep the built index here and reuse it on the next run.")
@@ -75,10 +76,11 @@ def main() -> None:
             ]
 
         rows: dict[str, dict[str, float]] = {}
-        runs = [("dense", "dense", 0.5), ("bm25", "bm25", 0.5)]
-        runs += [(f"hybrid a={a}", "hybrid", float(a)) for a in args.alphas.split(",")]
-        for name, method, alpha in runs:
-            retriever = Retriever(data, alpha)
+        weights = [float(b) for b in args.sentence_weights.split(",")]
+        runs = [(f"dense s={b}", "dense", 0.5, b) for b in weights] + [("bm25", "bm25", 0.5, 0.0)]
+        runs += [(f"hybrid a={a} s={b}", "hybrid", float(a), b) for a in args.alphas.split(",") for b in weights]
+        for name, method, alpha, sentence_weight in runs:
+            retriever = Retriever(data, alpha, sentence_weight)
             started = time.perf_counter()
             ranked = [
                 relevant(item, [h.chunk for h in retriever.search(item.question, vec, method, 10)])

@@ -300,7 +300,11 @@ def build(
         manifest = {
             **expected,
             "model": {**expected["model"], "dims": dims, "max_seq_length": int(embedder.model.max_seq_length)},
-            "retrieval": {"default": settings.retriever, "hybrid_alpha": settings.hybrid_alpha},
+            "retrieval": {
+                "default": settings.retriever,
+                "hybrid_alpha": settings.hybrid_alpha,
+                "dense_sentence_weight": settings.dense_sentence_weight,
+            },
             "abstain_threshold": settings.abstain_threshold,
             "documents": {
                 d.id: {"sha256": d.sha256, "title": d.title, "chunks": sum(1 for c in all_chunks if c.doc_id == d.id)}

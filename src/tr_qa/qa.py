@@ -49,7 +49,7 @@ class QA:
         self.data = data
         self.settings = settings
         self.embedder = embedder
-        self.retriever = Retriever(data, settings.hybrid_alpha)
+        self.retriever = Retriever(data, settings.hybrid_alpha, settings.dense_sentence_weight)
         self.highlighter = Highlighter(
             {d.id: d.text for d in data.documents.values()}, data.analyses, data.sentence_vectors
         )

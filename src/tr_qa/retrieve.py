@@ -28,13 +28,17 @@ class Hit:
 class Retriever:
     """Ranks the chunks of a loaded index for a question; BM25 is built in memory at load (it takes ms)."""
 
-    def __init__(self, data: IndexData, alpha: float = 0.5) -> None:
+    def __init__(self, data: IndexData, alpha: float = 0.5, sentence_weight: float = 0.0) -> None:
         import bm25s
 
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"hybrid alpha must be between 0 and 1, got {alpha}")
+        if not 0.0 <= sentence_weight <= 1.0:
+            raise ValueError(f"sentence weight must be between 0 and 1, got {sentence_weight}")
         self.data = data
         self.alpha = alpha
+        self.sentence_weight = sentence_weight
+        self._chunk_sentences = self._sentence_rows(data)
         self._bm25 = bm25s.BM25()
         corpus = [terms(c.text) or ["\u2205"] for c in data.chunks]
         if corpus:
@@ -48,6 +52,36 @@ class Retriever:
         n = len(corpus)
         idf = [math.log(1 + (n - c + 0.5) / (c + 0.5)) for c in df.values()]
         self.typical_score = sum(idf) / len(idf) if idf else 1.0
+
+    @staticmethod
+    def _sentence_rows(data: IndexData) -> list[np.ndarray]:
+        """For each chunk, the rows (in the sentence matrix) of the sentences that start inside it."""
+        first: dict[str, int] = {}
+        row = 0
+        for doc_id, analysis in data.analyses.items():
+            first[doc_id] = row
+            row += len(analysis.sentences)
+        out = []
+        for c in data.chunks:
+            sents = data.analyses[c.doc_id].sentences
+            out.append(
+                np.array(
+                    [first[c.doc_id] + i for i, (s, _) in enumerate(sents) if c.start <= s < c.end], dtype=np.int64
+                )
+            )
+        return out
+
+    def dense_scores(self, chunk_ids: np.ndarray, question_vector: np.ndarray) -> np.ndarray:
+        """Cosine of each chunk, mixed with its best sentence's cosine (a chunk is as good as its best sentence)."""
+        dense = self.data.chunk_vectors[chunk_ids] @ question_vector
+        if self.sentence_weight == 0.0 or not len(self.data.sentence_vectors):
+            return dense
+        best = dense.copy()
+        for i, c in enumerate(chunk_ids):
+            rows = self._chunk_sentences[int(c)]
+            if len(rows):
+                best[i] = float((self.data.sentence_vectors[rows] @ question_vector).max())
+        return (1 - self.sentence_weight) * dense + self.sentence_weight * best
 
     def bm25_scores(self, question: str) -> np.ndarray:
         """BM25 score of every chunk (zeros when the question has no content words)."""
@@ -70,7 +104,7 @@ class Retriever:
         bm25 = self.bm25_scores(question)
         candidates.update(int(i) for i in np.argsort(-bm25)[:limit])
         cand = np.fromiter(candidates, dtype=np.int64)
-        dense = self.data.chunk_vectors[cand] @ question_vector
+        dense = self.dense_scores(cand, question_vector)
         top_bm25 = float(bm25.max()) if bm25.size else 0.0
         scale = min(top_bm25 + self.typical_score, 6 * self.typical_score)
         lexical = np.minimum(bm25[cand] / scale, 1.0) if top_bm25 > 0 else np.zeros(len(cand), dtype=np.float32)
