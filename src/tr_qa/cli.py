@@ -253,3 +253,70 @@ def eval_cmd(
             click.echo(f"GATE FAILED: {p}", err=True)
     if problems:
         sys.exit(EXIT_FAILURE)
+
+
+@cli.command("train-reader")
+@click.option(
+    "--train",
+    "train_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="SQuAD v1.1 training file (.json or .json.xz), e.g. ../shared/bench/squad-v1.1-train/….xz",
+)
+@click.option(
+    "--checkpoints",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reader-checkpoints"),
+    show_default=True,
+    help="Checkpoint folder; an interrupted run resumes from it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to export the int8 model and its card [default: the package's shipped model folder].",
+)
+@click.option("--max-questions", type=click.IntRange(min=1), help="Train on a seeded sample of this many questions.")
+@click.option("--epochs", type=float, default=1.0, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=64, max=512), default=384, show_default=True)
+@click.option("--stride", type=click.IntRange(min=0), default=128, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start again instead of resuming from the checkpoint folder.")
+def train_reader_cmd(
+    train_file: Path,
+    checkpoints: Path,
+    out: Path | None,
+    max_questions: int | None,
+    epochs: float,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    stride: int,
+    seed: int,
+    threads: int,
+    no_resume: bool,
+) -> None:
+    """Fine-tune the span reader on SQuAD (CPU, resumable, seeded), then export it int8 with its model card."""
+    from tr_qa import reader
+
+    if not train_file.is_file():
+        raise InputError(f"training file does not exist: {train_file}")
+    metrics = reader.train(
+        train_file,
+        checkpoints,
+        max_questions=max_questions,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        stride=stride,
+        seed=seed,
+        threads=threads,
+        resume=not no_resume,
+        progress=sys.stderr.isatty(),
+    )
+    click.echo(f"held-out: {json.dumps(metrics)}")
+    path = reader.export(checkpoints, out or reader.SHIPPED_MODEL_DIR, command=" ".join(sys.argv))
+    click.echo(f"exported the reader to {path}")
