@@ -28,22 +28,23 @@ def settings_from(corpus: Path | None = None, index: Path | None = None) -> Sett
     return Settings().with_overrides(corpus_dir=corpus, index_dir=index)
 
 
-def build_index(settings: Settings, progress: bool = True) -> None:
-    """Build or update the index, printing what happened."""
+def build_index(settings: Settings, progress: bool = True, err: bool = False) -> None:
+    """Build or update the index, printing what happened (to stderr when stdout is for JSON)."""
     from tr_qa.index import build
 
     report = build(settings, progress=progress, log=lambda msg: click.echo(msg, err=True))
     if report.unchanged:
-        click.echo(
+        message = (
             f"index up to date: {report.documents} documents, {report.chunks} chunks, nothing to embed "
             f"({report.seconds:.2f} s)"
         )
     else:
-        click.echo(
+        message = (
             f"indexed {report.documents} documents into {report.path}: {report.chunks} chunks "
             f"({report.embedded_chunks} embedded, {report.reused_chunks} reused, "
             f"{len(report.removed)} documents removed) in {report.seconds:.1f} s"
         )
+    click.echo(message, err=err)
     if report.skipped:
         click.echo(f"{len(report.skipped)} file(s) skipped; see the warnings above", err=True)
 
@@ -180,6 +181,7 @@ def serve_cmd(
     type=click.Path(path_type=Path, file_okay=False),
     help="With --squad: keep its corpus and index in this folder (reused, re-embedding nothing) instead of a temp one.",
 )
+@click.option("--no-reader", is_flag=True, help="Highlight with sentence scores and entity types only (no reader).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_cmd(
     qa_file: Path | None,
@@ -191,6 +193,7 @@ def eval_cmd(
     report_dir: Path | None,
     index_dir: Path | None,
     keep: Path | None,
+    no_reader: bool,
     as_json: bool,
 ) -> None:
     """Measure retrieval, highlighting and abstention on a question file or a SQuAD file."""
@@ -205,6 +208,8 @@ def eval_cmd(
     thresholds = ev.load_thresholds(gate) if gate else None
     show = not as_json and sys.stderr.isatty()  # progress bars only for a person watching
     settings = settings_from(index=index_dir)
+    if no_reader:
+        settings = settings.with_overrides(reader_passages=0)
     if qa_file is not None:
         items = ev.load_qa_file(qa_file)[:limit]
         qa = load_qa(settings)
@@ -216,7 +221,7 @@ def eval_cmd(
             work = Path(keep) if keep else Path(tmp)
             items = ev.squad_corpus(squad_file, work / "corpus")[:limit]
             squad_settings = settings.with_overrides(corpus_dir=work / "corpus", index_dir=work / "index")
-            build_index(squad_settings, progress=show)
+            build_index(squad_settings, progress=show, err=as_json)
             from tr_qa.qa import QA
 
             qa = QA.load(settings=squad_settings)
