@@ -78,3 +78,23 @@ def test_index_command_reports_counts_and_skips_bad_files(tmp_path: Path) -> Non
     assert "bad.txt" in proc.stderr and "skipped" in proc.stderr
     again = tr_qa("index", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--no-progress")
     assert "nothing to embed" in again.stdout
+
+
+def test_eval_squad_json_prints_exactly_one_object_and_never_touches_index(tmp_path: Path) -> None:
+    squad = {"version": "1.1", "data": [{"title": "Probation", "paragraphs": [
+        {"context": "Napo, the probation union, was founded in 1912. It represents probation staff.",
+         "qas": [{"id": "a", "question": "When was Napo founded?", "answers": [{"text": "1912", "answer_start": 42}]}]},
+        {"context": "Working Links ran three community rehabilitation companies until 2019.",
+         "qas": [{"id": "b", "question": "How many CRCs did Working Links run?",
+                  "answers": [{"text": "three", "answer_start": 22}]}]},
+    ]}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(squad), encoding="utf-8")
+    proc = tr_qa("eval", "--squad", str(path), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in ("n", "recall@1", "recall@5", "mrr@10", "highlight_hit", "em", "f1", "unanswerable_abstained",
+                "answerable_answered", "latency_ms_p50", "latency_ms_p95"):
+        assert key in out
+    assert out["n"] == 2 and out["recall@1"] == 1.0
+    assert not (tmp_path / "index").exists()
