@@ -227,3 +227,11 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     context = "Ada was born in London."
     (span,) = Reader(out).predict("Where was Ada Lovelace born?", [context])
     assert span.text == context[span.start : span.end]
+
+
+def test_compute_modes_agree() -> None:
+    spans = {mode: Reader(compute=mode).predict("Who wrote Hamlet?", [SHAKESPEARE])[0] for mode in ("fp32", "bf16")}
+    assert spans["fp32"].text == spans["bf16"].text
+    assert spans["fp32"].score == pytest.approx(spans["bf16"].score, abs=0.5)
+    with pytest.raises(ValueError):
+        Reader(compute="fp8")

@@ -218,6 +218,13 @@ class Highlighter:
                 out.append((first + i, cs, ce))
         return out
 
+    def sentence_around(self, doc_id: str, start: int, end: int, clip_start: int, clip_end: int) -> Span:
+        """The sentence(s) holding [start, end), clipped to [clip_start, clip_end)."""
+        covering = [(s, e) for s, e in self.analyses[doc_id].sentences if s < end and e > start]
+        s = max(clip_start, min([start, *(s for s, _ in covering)]))
+        e = min(clip_end, max([end, *(e for _, e in covering)]))
+        return Span(doc_id, s, e, self.texts[doc_id][s:e], "sentence")
+
     def answer_span(
         self, doc_id: str, start: int, end: int, labels: tuple[str, ...], question_terms: list[str]
     ) -> Span | None:
