@@ -70,11 +70,11 @@ class Record:
 # ---------------------------------------------------------------- SQuAD normalisation and scores (pure functions)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation) | set("‘’“”–—£€")
+_PUNCT = set(string.punctuation)  # exactly the official SQuAD script's set, so figures compare with published ones
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    """Official SQuAD normalisation: lower case, no ASCII punctuation, no articles, single spaces."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
 

@@ -10,10 +10,8 @@ import os
 import random
 import re
 import signal
-import string
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from tr_qa.evaluate import exact_match, normalize_answer, token_f1  # noqa: F401 - normalize_answer re-exported
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "models" / "reader"
 WEIGHTS_FILE = "reader_int8.pt"
@@ -214,28 +214,9 @@ def _split(articles: list[dict[str, Any]], holdout_articles: int) -> tuple[list[
     return _examples(articles[:cut]), _examples(articles[cut:])
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def _f1(pred: str, gold: str) -> float:
-    p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
-    common = Counter(p) & Counter(g)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    prec, rec = same / len(p), same / len(g)
-    return 2 * prec * rec / (prec + rec)
-
-
 def squad_scores(pred: str, golds: Sequence[str]) -> tuple[float, float]:
     """Exact match and token F1 of one prediction (max over gold answers), each in [0, 1]."""
-    em = max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)
-    return em, max(_f1(pred, g) for g in golds)
+    return exact_match(pred, golds), token_f1(pred, golds)
 
 
 # --------------------------------------------------------------------------------------------------------------
