@@ -12,7 +12,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -357,26 +357,35 @@ def _evaluate_examples(
     """EM/F1 (percent) of a model over examples, given the gold paragraph."""
     was_training = model.training
     model.eval()
+    scores = _score_examples(
+        examples,
+        lambda qs, cs: _predict_pairs(model, tokenizer, qs, cs, max_length=max_length, stride=stride),
+        chunk,
+        progress,
+    )
+    model.train(was_training)
+    return scores
+
+
+def _score_examples(
+    examples: Sequence[_Example],
+    predict: Any,
+    chunk: int = 64,
+    progress: bool = False,
+) -> dict[str, float]:
+    """EM/F1 (percent) of ``predict(questions, contexts) -> spans`` over examples, shortest first, in batches."""
     order = sorted(range(len(examples)), key=lambda k: len(examples[k].context) + len(examples[k].question))
     em_sum = f1_sum = 0.0
     bar = _tqdm(total=len(examples), desc="eval", disable=not progress)
     for c0 in range(0, len(order), chunk):
         idx = order[c0 : c0 + chunk]
-        spans = _predict_pairs(
-            model,
-            tokenizer,
-            [examples[k].question for k in idx],
-            [examples[k].context for k in idx],
-            max_length=max_length,
-            stride=stride,
-        )
+        spans = predict([examples[k].question for k in idx], [examples[k].context for k in idx])
         for k, sp in zip(idx, spans, strict=True):
             em, f1 = squad_scores(sp.text, examples[k].answers)
             em_sum += em
             f1_sum += f1
         bar.update(len(idx))
     bar.close()
-    model.train(was_training)
     n = max(1, len(examples))
     return {"exact_match": 100.0 * em_sum / n, "f1": 100.0 * f1_sum / n, "n": float(len(examples))}
 
@@ -1034,11 +1043,6 @@ class Reader:
         )
 
 
-def _iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
 def evaluate_squad(
     reader: Reader, squad_file: Path | Sequence[_Example], limit: int | None = None, *, progress: bool = False
 ) -> dict[str, float]:
@@ -1046,16 +1050,4 @@ def evaluate_squad(
     examples = _examples(_read_squad(Path(squad_file))) if isinstance(squad_file, (str, Path)) else list(squad_file)
     if limit is not None:
         examples = examples[:limit]
-    order = sorted(range(len(examples)), key=lambda k: len(examples[k].context) + len(examples[k].question))
-    em_sum = f1_sum = 0.0
-    bar = _tqdm(total=len(examples), desc="eval", disable=not progress)
-    for idx in _iter_chunks(order, 64):
-        spans = reader.predict_pairs([examples[k].question for k in idx], [examples[k].context for k in idx])
-        for k, sp in zip(idx, spans, strict=True):
-            em, f1 = squad_scores(sp.text, examples[k].answers)
-            em_sum += em
-            f1_sum += f1
-        bar.update(len(idx))
-    bar.close()
-    n = max(1, len(examples))
-    return {"exact_match": 100.0 * em_sum / n, "f1": 100.0 * f1_sum / n, "n": float(len(examples))}
+    return _score_examples(examples, reader.predict_pairs, 64, progress)
