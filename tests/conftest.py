@@ -23,11 +23,17 @@ def embedder() -> Embedder:
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """Settings pointing at a fresh copy of seeds/ and an index built from it."""
+    return indexed_seeds(tmp_path_factory.mktemp("seed"), embedder)
+
+
+def indexed_seeds(base: Path, embedder: Embedder, extra: dict[str, str] | None = None) -> Settings:
+    """Copy seeds/ (plus extra files) into base/corpus and build base/index from it."""
     from tr_qa.index import build
 
-    base = tmp_path_factory.mktemp("seed")
     corpus = base / "corpus"
     shutil.copytree(SEEDS, corpus)
+    for name, text in (extra or {}).items():
+        (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings(corpus_dir=corpus, index_dir=base / "index")
     build(settings, embedder=embedder, progress=False)
     return settings
@@ -61,15 +67,7 @@ HOSTILE_TEXT = (
 @pytest.fixture(scope="session")
 def web_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """Settings for an index of seeds/ plus the hostile document."""
-    from tr_qa.index import build
-
-    base = tmp_path_factory.mktemp("web")
-    corpus = base / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    (corpus / HOSTILE_ID).write_text(HOSTILE_TEXT, encoding="utf-8")
-    settings = Settings(corpus_dir=corpus, index_dir=base / "index")
-    build(settings, embedder=embedder, progress=False)
-    return settings
+    return indexed_seeds(tmp_path_factory.mktemp("web"), embedder, {HOSTILE_ID: HOSTILE_TEXT})
 
 
 @pytest.fixture(scope="session")

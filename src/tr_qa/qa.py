@@ -155,7 +155,7 @@ class QA:
         if hit is None:
             return RETRIEVAL_WEIGHT * passage.score, passage, None
         highlights = (hit.span,) if hit.answer is None else (hit.span, hit.answer)
-        if self.reader is not None:
+        if self.settings.reader_passages > 0:
             # Passages past the reader's reach are shown with their sentence but offer no answer.
             return RETRIEVAL_WEIGHT * passage.score, replace(passage, highlights=highlights), None
         confidence = RETRIEVAL_WEIGHT * passage.score + (1 - RETRIEVAL_WEIGHT) * hit.score
