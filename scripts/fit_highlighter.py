@@ -1,7 +1,8 @@
 """Fit the sentence scorer's weights (cosine, word overlap, answer type) on the SQuAD v1.1 *training* set.
 
 Logistic regression: does this sentence of the gold paragraph hold the answer? The fitted weights, scaled to sum
-to 1, go into `tr_qa.highlight.Weights`. Never run this on the evaluation files.
+to 1, are written to src/tr_qa/data/highlighter.json (read by `tr_qa.highlight.Weights.fitted`). Never run this on
+the evaluation files.
 Usage: .venv/bin/python scripts/fit_highlighter.py ../shared/bench/squad-v1.1-train/squad11_train_rebuilt.json.xz
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import random
 from pathlib import Path
 
@@ -17,14 +17,15 @@ import numpy as np
 
 import tr_qa  # noqa: F401 - sets the offline environment before torch loads
 from tr_qa.embed import Embedder
-from tr_qa.highlight import Analyser, Highlighter, Weights, answer_labels
+from tr_qa.files import atomic_write_text, sha256_file
+from tr_qa.highlight import WEIGHTS_FILE, Analyser, Highlighter, Weights, answer_labels
+from tr_qa.squad import read_articles
 from tr_qa.text import terms
 
 
 def examples(path: Path, articles: list[int]) -> tuple[list[str], list[tuple[int, str, int]]]:
     """Contexts and (context index, question, answer start) for the chosen articles."""
-    with lzma.open(path, "rt", encoding="utf-8") as fh:
-        data = json.load(fh)["data"]
+    data = read_articles(path)
     contexts: list[str] = []
     qs: list[tuple[int, str, int]] = []
     for a in articles:
@@ -94,12 +95,29 @@ def main() -> None:
     )
     w = fit(fit_groups)
     scaled = w[:3] / w[:3].sum()
-    current = Weights()
+    current = Weights.fitted()
     print(f"fitted on {len(fit_groups)} questions, checked on {len(check_groups)} (held-out training articles)")
     print(f"raw logistic weights cos={w[0]:.3f} overlap={w[1]:.3f} type={w[2]:.3f} bias={w[3]:.3f}")
     print(f"scaled: Weights(cosine={scaled[0]:.3f}, overlap={scaled[1]:.3f}, answer_type={scaled[2]:.3f})")
     cur = np.array([current.cosine, current.overlap, current.answer_type, 0])
-    print(f"top-1 sentence holds the answer: current {top1(check_groups, cur):.3f}, fitted {top1(check_groups, w):.3f}")
+    fitted_top1 = top1(check_groups, w)
+    print(f"top-1 sentence holds the answer: current {top1(check_groups, cur):.3f}, fitted {fitted_top1:.3f}")
+    out = {
+        "_comment": "Written by scripts/fit_highlighter.py on SQuAD v1.1 training articles only; do not edit by hand.",
+        "weights": {k: round(float(v), 3) for k, v in zip(("cosine", "overlap", "answer_type"), scaled, strict=True)},
+        "fitted_on": {
+            "train_file": args.train.name,
+            "train_file_sha256": sha256_file(args.train),
+            "article_order_seed": 7,
+            "fit_articles": args.fit_articles,
+            "check_articles": args.check_articles,
+            "fit_questions": len(fit_groups),
+            "check_questions": len(check_groups),
+            "check_top1_sentence_holds_answer": round(fitted_top1, 4),
+        },
+    }
+    atomic_write_text(WEIGHTS_FILE, json.dumps(out, indent=2) + "\n")
+    print(f"wrote {WEIGHTS_FILE}")
 
 
 if __name__ == "__main__":

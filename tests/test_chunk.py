@@ -18,8 +18,11 @@ ALPHABET = st.sampled_from(list("abcdefghij KLMNO.,;?!\n\n\u00a0“”‘’£�
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet=ALPHABET, min_size=0, max_size=3000),
-       size=st.integers(min_value=50, max_value=900), overlap_share=st.floats(min_value=0, max_value=0.45))
+@given(
+    text=st.text(alphabet=ALPHABET, min_size=0, max_size=3000),
+    size=st.integers(min_value=50, max_value=900),
+    overlap_share=st.floats(min_value=0, max_value=0.45),
+)
 def test_every_chunk_equals_the_document_text_at_its_offsets(text: str, size: int, overlap_share: float) -> None:
     overlap = int(size * overlap_share)
     doc = Document("d.txt", "t", text)

@@ -14,13 +14,27 @@ from tr_qa.config import Settings
 
 
 def tr_qa(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tr_qa", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "TR_QA_THREADS": "1"}, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "tr_qa", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "TR_QA_THREADS": "1"},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_ask_json_prints_one_object_with_offsets_into_the_source(seed_settings: Settings) -> None:
-    proc = tr_qa("ask", "How much was the bail out the companies got in 2016?", "--json", "--k", "3",
-                 "--index", str(seed_settings.index_dir))
+    proc = tr_qa(
+        "ask",
+        "How much was the bail out the companies got in 2016?",
+        "--json",
+        "--k",
+        "3",
+        "--index",
+        str(seed_settings.index_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["abstained"] is False and out["answer"]["text"] == "£42m"
@@ -35,8 +49,9 @@ def test_ask_json_prints_one_object_with_offsets_into_the_source(seed_settings: 
 
 
 def test_ask_human_output_marks_the_highlights_and_names_the_source(seed_settings: Settings) -> None:
-    proc = tr_qa("ask", "Which company won the West Midlands probation contract?",
-                 "--index", str(seed_settings.index_dir))
+    proc = tr_qa(
+        "ask", "Which company won the West Midlands probation contract?", "--index", str(seed_settings.index_dir)
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Answer: ")
     assert "«" in proc.stdout and "[[" in proc.stdout and "004_a9da44ecae937e51.txt" in proc.stdout
@@ -81,20 +96,54 @@ def test_index_command_reports_counts_and_skips_bad_files(tmp_path: Path) -> Non
 
 
 def test_eval_squad_json_prints_exactly_one_object_and_never_touches_index(tmp_path: Path) -> None:
-    squad = {"version": "1.1", "data": [{"title": "Probation", "paragraphs": [
-        {"context": "Napo, the probation union, was founded in 1912. It represents probation staff.",
-         "qas": [{"id": "a", "question": "When was Napo founded?", "answers": [{"text": "1912", "answer_start": 42}]}]},
-        {"context": "Working Links ran three community rehabilitation companies until 2019.",
-         "qas": [{"id": "b", "question": "How many CRCs did Working Links run?",
-                  "answers": [{"text": "three", "answer_start": 22}]}]},
-    ]}]}
+    squad = {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "Probation",
+                "paragraphs": [
+                    {
+                        "context": "Napo, the probation union, was founded in 1912. It represents probation staff.",
+                        "qas": [
+                            {
+                                "id": "a",
+                                "question": "When was Napo founded?",
+                                "answers": [{"text": "1912", "answer_start": 42}],
+                            }
+                        ],
+                    },
+                    {
+                        "context": "Working Links ran three community rehabilitation companies until 2019.",
+                        "qas": [
+                            {
+                                "id": "b",
+                                "question": "How many CRCs did Working Links run?",
+                                "answers": [{"text": "three", "answer_start": 22}],
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(squad), encoding="utf-8")
     proc = tr_qa("eval", "--squad", str(path), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    for key in ("n", "recall@1", "recall@5", "mrr@10", "highlight_hit", "em", "f1", "unanswerable_abstained",
-                "answerable_answered", "latency_ms_p50", "latency_ms_p95"):
+    for key in (
+        "n",
+        "recall@1",
+        "recall@5",
+        "mrr@10",
+        "highlight_hit",
+        "em",
+        "f1",
+        "unanswerable_abstained",
+        "answerable_answered",
+        "latency_ms_p50",
+        "latency_ms_p95",
+    ):
         assert key in out
     assert out["n"] == 2 and out["recall@1"] == 1.0
     assert not (tmp_path / "index").exists()

@@ -12,8 +12,19 @@ from tr_qa import evaluate as ev
 from tr_qa.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED_TYPES = {"figure", "date", "person", "organisation", "place", "why", "how", "comment", "paraphrase",
-                 "multi_doc", "unanswerable"}
+ALLOWED_TYPES = {
+    "figure",
+    "date",
+    "person",
+    "organisation",
+    "place",
+    "why",
+    "how",
+    "comment",
+    "paraphrase",
+    "multi_doc",
+    "unanswerable",
+}
 
 
 def test_question_set_is_valid_and_every_answer_is_in_its_document() -> None:
@@ -90,15 +101,30 @@ def test_malformed_question_files_name_the_line(tmp_path: Path) -> None:
 
 
 def test_squad_files_become_documents_and_questions(tmp_path: Path) -> None:
-    squad = {"version": "2.0", "data": [{"title": "Probation_Act", "paragraphs": [{
-        "context": "The Act came into force in 1907.",
-        "qas": [{"id": "1", "question": "When?", "answers": [{"text": "1907", "answer_start": 27}]},
-                {"id": "2", "question": "Who?", "answers": [], "is_impossible": True}]}]}]}
+    squad = {
+        "version": "2.0",
+        "data": [
+            {
+                "title": "Probation_Act",
+                "paragraphs": [
+                    {
+                        "context": "The Act came into force in 1907.",
+                        "qas": [
+                            {"id": "1", "question": "When?", "answers": [{"text": "1907", "answer_start": 27}]},
+                            {"id": "2", "question": "Who?", "answers": [], "is_impossible": True},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(squad), encoding="utf-8")
     items = ev.squad_corpus(path, tmp_path / "corpus")
     assert [(i.id, i.answers, i.doc, i.type) for i in items] == [
-        ("1", ("1907",), "000_000.txt", "squad"), ("2", (), None, "unanswerable")]
+        ("1", ("1907",), "000_000.txt", "squad"),
+        ("2", (), None, "unanswerable"),
+    ]
     assert (tmp_path / "corpus" / "000_000.txt").read_text(encoding="utf-8") == "The Act came into force in 1907."
     path.write_text('{"data": 3}', encoding="utf-8")
     with pytest.raises(InputError, match="not a SQuAD JSON file"):

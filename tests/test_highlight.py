@@ -33,8 +33,12 @@ def test_explanations_have_no_short_answer_type(question: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "start", "end", "expected"),
-    [("a £42m bail out", 3, 5, "£42m"), ("£3.7 billion", 1, 4, "£3.7 billion"), ("up 12% now", 3, 5, "12%"),
-     ("21 CRCs", 0, 2, "21")],
+    [
+        ("a £42m bail out", 3, 5, "£42m"),
+        ("£3.7 billion", 1, 4, "£3.7 billion"),
+        ("up 12% now", 3, 5, "12%"),
+        ("21 CRCs", 0, 2, "21"),
+    ],
 )
 def test_number_entities_take_in_currency_and_unit(text: str, start: int, end: int, expected: str) -> None:
     s, e = widen_number(text, start, end)
@@ -76,5 +80,10 @@ def test_segments_mark_answer_inside_sentence_and_keep_all_text() -> None:
     spans = (Span("d", 108, 130, text[8:30], "sentence"), Span("d", 122, 124, "£5", "answer"))
     runs = segments(text, 100, spans)
     assert "".join(t for t, _ in runs) == text
-    assert runs == [("Before. ", None), ("The answer is ", "sentence"), ("£5", "answer"), (" here.", "sentence"),
-                    (" After.", None)]
+    assert runs == [
+        ("Before. ", None),
+        ("The answer is ", "sentence"),
+        ("£5", "answer"),
+        (" here.", "sentence"),
+        (" After.", None),
+    ]

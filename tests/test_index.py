@@ -110,8 +110,9 @@ def test_missing_and_corrupt_indexes_give_one_line_errors(small: Settings, tmp_p
         index.load(small.index_dir)
 
 
-def test_a_build_failing_midway_leaves_the_previous_index(small: Settings, embedder: Embedder,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_failing_midway_leaves_the_previous_index(
+    small: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = index.load(small.index_dir)
     (small.corpus_dir / "new.txt").write_text("A new document about probation.\n", encoding="utf-8")
 

@@ -27,8 +27,9 @@ def assert_offsets_hold(qa: QA, result) -> None:
         ("How many offenders will the West Midlands consortium manage?", "20,000", "004_a9da44ecae937e51.txt"),
     ],
 )
-def test_figure_and_name_questions_get_the_short_answer_highlighted(seed_qa: QA, question: str, expected: str,
-                                                                     doc: str) -> None:
+def test_figure_and_name_questions_get_the_short_answer_highlighted(
+    seed_qa: QA, question: str, expected: str, doc: str
+) -> None:
     result = seed_qa.ask(question)
     assert not result.abstained and result.answer is not None
     assert expected in result.answer.text and result.answer.doc_id == doc

@@ -267,8 +267,13 @@ def result_html(result: Result, base_url: str, max_passages: int = CHAT_PASSAGES
     answer = result.answer
     if result.abstained or answer is None:
         parts.append(f"<p><strong>{esc(NO_ANSWER)}</strong> These are the nearest passages:</p>")
+    elif result.evidence == "weak":
+        parts.append(
+            f"<p>Best guess, weak evidence: <mark><strong>{esc(answer.text)}</strong></mark>. "
+            "The passage below may not answer the question; check it.</p>"
+        )
     else:
-        parts.append(f"<p>Answer: <mark><strong>{esc(answer.text)}</strong></mark> (confidence {answer.score:.2f})</p>")
+        parts.append(f"<p>Answer: <mark><strong>{esc(answer.text)}</strong></mark></p>")
     shown = result.passages[:max_passages]
     if not shown:
         parts.append("<p>No passages were found.</p>")

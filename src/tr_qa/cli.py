@@ -84,7 +84,8 @@ def render(result: Result, color: bool) -> str:
         lines.append("The documents don't answer this. The nearest passages:")
     else:
         a = result.answer
-        lines.append(click.style(f"Answer: {a.text}", bold=True) + f"   (confidence {a.score:.2f}, {a.doc_id})")
+        label = "Best guess, weak evidence" if result.evidence == "weak" else "Answer"
+        lines.append(click.style(f"{label}: {a.text}", bold=True) + f"   (confidence {a.score:.2f}, {a.doc_id})")
     marks = {"sentence": ("«", "»"), "answer": ("[[", "]]")}
     styles = {"sentence": {"underline": True}, "answer": {"bold": True, "reverse": True}}
     for i, p in enumerate(result.passages, 1):
@@ -166,15 +167,29 @@ def serve_cmd(
 @click.option("--squad", "squad_file", type=click.Path(path_type=Path), help="SQuAD v1.1/v2.0 JSON file to run.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N questions.")
 @click.option(
+    "--split",
+    type=click.Choice(["dev", "test", "all"]),
+    default="all",
+    show_default=True,
+    help="With --qa: only this split of the question file (the CI gate reads test).",
+)
+@click.option("--validate", is_flag=True, help="With --qa: check the file without running it (exit 1 on problems).")
+@click.option(
     "--retriever",
     "retrievers",
     multiple=True,
     type=click.Choice([*RETRIEVERS, "all"]),
     help="Retriever(s) to compare; the first one is reported [default: the configured one].",
 )
-@click.option("--threshold", type=float, help="Abstention threshold [default: the index's].")
+@click.option("--threshold", type=float, help="Abstention threshold [default: the fitted one in use].")
 @click.option("--gate", type=click.Path(path_type=Path), help="Fail (exit 1) if a metric misses this file's limits.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write JSON, Markdown and PNG here.")
+@click.option(
+    "--compare",
+    "compare_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An earlier run's report.json: print each metric's change and the questions newly failed or fixed.",
+)
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder for --qa [default: index/].")
 @click.option(
     "--keep",
@@ -187,35 +202,59 @@ def eval_cmd(
     qa_file: Path | None,
     squad_file: Path | None,
     limit: int | None,
+    split: str,
+    validate: bool,
     retrievers: tuple[str, ...],
     threshold: float | None,
     gate: Path | None,
     report_dir: Path | None,
+    compare_file: Path | None,
     index_dir: Path | None,
     keep: Path | None,
     no_reader: bool,
     as_json: bool,
 ) -> None:
-    """Measure retrieval, highlighting and abstention on a question file or a SQuAD file."""
+    """Measure retrieval, answers, abstention and selective answering on a question file or a SQuAD file."""
     from tr_qa import evaluate as ev
+    from tr_qa import metrics as mt
+    from tr_qa import report as rp
 
     if (qa_file is None) == (squad_file is None):
         raise InputError("give exactly one of --qa FILE or --squad FILE")
+    settings = settings_from(index=index_dir)
+    if validate:
+        if qa_file is None:
+            raise InputError("--validate checks a question file: give --qa FILE")
+        problems = ev.validate_qa_file(qa_file, settings.corpus_dir)
+        for p in problems:
+            click.echo(p)
+        if problems:
+            sys.exit(EXIT_FAILURE)
+        click.echo(f"{qa_file}: no problems")
+        return
+    old_report = None
+    if compare_file is not None:
+        try:
+            old_report = json.loads(compare_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read the report to compare with, {compare_file}: {exc}") from exc
+        if not isinstance(old_report, dict) or "overall" not in old_report:
+            raise InputError(f"{compare_file} is not a tr-qa report.json")
     default = Settings().retriever
     names = (
         [default, *(r for r in RETRIEVERS if r != default)] if "all" in retrievers else list(dict.fromkeys(retrievers))
     )
     thresholds = ev.load_thresholds(gate) if gate else None
     show = not as_json and sys.stderr.isatty()  # progress bars only for a person watching
-    settings = settings_from(index=index_dir)
     if no_reader:
         settings = settings.with_overrides(reader_passages=0)
     if qa_file is not None:
-        items = ev.load_qa_file(qa_file)[:limit]
+        items = [i for i in ev.load_qa_file(qa_file) if split in ("all", i.split)][:limit]
+        if not items:
+            raise InputError(f"{qa_file} has no questions in split {split!r}")
         qa = load_qa(settings)
-        summary, records = ev.evaluate(
-            qa, items, names or [qa.settings.retriever], threshold, show, source=str(qa_file)
-        )
+        source = str(qa_file) + ("" if split == "all" else f" (split {split})")
+        summary, records = ev.evaluate(qa, items, names or [qa.settings.retriever], threshold, show, source=source)
     else:
         with ev.squad_eval_dir() as tmp:
             work = Path(keep) if keep else Path(tmp)
@@ -230,30 +269,36 @@ def eval_cmd(
             )
     used = summary["overall"]["abstain_threshold"]
     if report_dir is not None:
-        paths = ev.write_report(report_dir, summary, records, used)
+        paths = rp.write_report(report_dir, summary, records, used)
         click.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+    diff = None
+    if old_report is not None:
+        diff = mt.compare(
+            old_report,
+            summary["overall"],
+            {r.id: mt.question_ok(r, used) for r in records},
+            {r.id: r.question for r in records},
+        )
     problems = ev.check_gate(summary["overall"], thresholds) if thresholds else []
     if as_json:
-        out = {k: summary["overall"][k] for k in summary["overall"]}
-        out.update(
-            {
-                "retriever": summary["retriever"],
-                "by_type": summary["by_type"],
-                "by_retriever": summary["by_retriever"],
-                "threshold_fit": summary["threshold_fit"],
-                "gate_failures": problems,
-            }
-        )
+        out = dict(summary["overall"])
+        out.update({k: summary[k] for k in ("retriever", "intervals", "by_type", "by_split", "by_retriever")})
+        out.update({"reliability": summary["reliability"], "threshold_fit": summary["threshold_fit"]})
+        out.update({"gate_failures": problems, "compare": diff})
         click.echo(json.dumps(out, ensure_ascii=False))
     else:
-        click.echo(ev.table({"overall": summary["overall"], **summary["by_type"]}))
+        click.echo(rp.table({"overall": summary["overall"]}, intervals=summary["intervals"]))
+        groups = {**{f"split {k}": v for k, v in summary["by_split"].items()}, **summary["by_type"]}
+        click.echo("\n" + rp.table(groups))
         if summary["by_retriever"]:
-            click.echo("\nretrievers side by side:\n" + ev.table(summary["by_retriever"]))
+            click.echo("\nretrievers side by side:\n" + rp.table(summary["by_retriever"]))
         fit = summary["threshold_fit"]
         click.echo(
-            f"\nabstention threshold used {used}; best on this data {fit['threshold']} "
+            f"\nabstention threshold used {used}; best on these questions {fit['threshold']} "
             f"({fit['answered_right_or_abstained']:.3f} answered-right or rightly abstained)"
         )
+        if diff is not None:
+            click.echo("\ncompared with " + str(compare_file) + ":\n" + rp.compare_text(diff))
         for p in problems:
             click.echo(f"GATE FAILED: {p}", err=True)
     if problems:
@@ -271,57 +316,107 @@ def eval_cmd(
 @click.option(
     "--checkpoints",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reader-checkpoints"),
+    default=Path.home() / ".cache" / "tr-qa" / "reader-checkpoints",
     show_default=True,
-    help="Checkpoint folder; an interrupted run resumes from it.",
+    help="Checkpoint folder (keep it outside the repository); an interrupted run resumes from it.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     help="Where to export the int8 model and its card [default: the package's shipped model folder].",
 )
-@click.option("--max-questions", type=click.IntRange(min=1), help="Train on a seeded sample of this many questions.")
+@click.option("--no-export", is_flag=True, help="Train (or resume) only; export later with `tr-qa export-reader`.")
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Start from a shipped reader folder instead of all-MiniLM-L6-v2 with a new head.",
+)
+@click.option(
+    "--skip-questions",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Leave out the first N questions of the seeded order (those --init-from already learned).",
+)
+@click.option("--max-questions", type=click.IntRange(min=1), help="Train on this many questions of the seeded order.")
+@click.option(
+    "--hard-negatives",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help='Share of questions that also get their article\'s best BM25 paragraph without the answer, as "no answer".',
+)
+@click.option(
+    "--perturbed-negatives",
+    type=click.FloatRange(0, 1),
+    default=0.6,
+    show_default=True,
+    help='Share of questions tried with an entity swapped for another from the article, as "no answer".',
+)
 @click.option("--epochs", type=float, default=1.0, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--warmup-ratio", type=click.FloatRange(0, 0.99), default=0.03, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=64, max=512), default=384, show_default=True)
 @click.option("--stride", type=click.IntRange(min=0), default=128, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--no-resume", is_flag=True, help="Start again instead of resuming from the checkpoint folder.")
+@click.option("--holdout-articles", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--eval-limit", type=click.IntRange(min=1), help="Score only this many held-out examples at the end.")
 def train_reader_cmd(
     train_file: Path,
     checkpoints: Path,
     out: Path | None,
+    no_export: bool,
+    init_from: Path | None,
+    skip_questions: int,
     max_questions: int | None,
+    hard_negatives: float,
+    perturbed_negatives: float,
     epochs: float,
     lr: float,
+    warmup_ratio: float,
     batch_size: int,
     max_length: int,
     stride: int,
     seed: int,
     threads: int,
-    no_resume: bool,
+    holdout_articles: int,
+    eval_limit: int | None,
 ) -> None:
-    """Fine-tune the span reader on SQuAD (CPU, resumable, seeded), then export it int8 with its model card."""
-    from tr_qa import reader
+    """Fine-tune the span reader on SQuAD with "no answer" negatives (seeded, resumable), then export it int8."""
+    from tr_qa.training.config import TrainConfig
+    from tr_qa.training.train import train
 
     if not train_file.is_file():
         raise InputError(f"training file does not exist: {train_file}")
-    metrics = reader.train(
-        train_file,
-        checkpoints,
-        max_questions=max_questions,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        max_length=max_length,
-        stride=stride,
-        seed=seed,
-        threads=threads,
-        resume=not no_resume,
-        progress=sys.stderr.isatty(),
-    )
-    click.echo(f"held-out: {json.dumps(metrics)}")
-    path = reader.export(checkpoints, out or reader.SHIPPED_MODEL_DIR, command=" ".join(sys.argv))
-    click.echo(f"exported the reader to {path}")
+    try:
+        cfg = TrainConfig(
+            train_file=train_file.resolve(),
+            out_dir=checkpoints,
+            init_from=str(init_from.resolve()) if init_from else None,
+            skip_questions=skip_questions,
+            max_questions=max_questions,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            max_length=max_length,
+            stride=stride,
+            seed=seed,
+            holdout_articles=holdout_articles,
+            warmup_ratio=warmup_ratio,
+            hard_negative_rate=hard_negatives,
+            perturbed_negative_rate=perturbed_negatives,
+            threads=threads,
+            eval_limit=eval_limit,
+            progress=sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    meta = train(cfg)
+    click.echo(f"held-out: {json.dumps(meta.get('heldout_fp32'))}")
+    if not no_export and not meta.get("stopped_early"):
+        from tr_qa.training.export import export
+
+        path = export(checkpoints, out, command=" ".join(sys.argv))
+        click.echo(f"exported the reader to {path}")

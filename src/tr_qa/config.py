@@ -53,9 +53,6 @@ class Settings:
     # (scripts/bench_retrieval.py): hybrid recall@1 0.775 → 0.800 with the sentence mix.
     hybrid_alpha: float = 0.6
     dense_sentence_weight: float = 0.5
-    # Below this confidence the result says the documents do not answer. Chosen by scripts/fit_confidence.py on
-    # SQuAD *training* data (balanced: answered-and-right vs abstained on questions the corpus cannot answer).
-    abstain_threshold: float = 0.115
     # How many of the top passages the span reader reads (0: no reader, sentence-and-entity highlighting only).
     reader_passages: int = 2
     threads: int = field(default_factory=default_threads)

@@ -6,17 +6,21 @@ sentence is embedded then, so a question costs one embedding plus arithmetic her
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tr_qa.text import terms
-from tr_qa.types import Span
+from tr_qa.types import SentenceHit, Span
+
+WEIGHTS_FILE = Path(__file__).parent / "data" / "highlighter.json"
 
 # Bump when sentence splitting or entity handling changes: stored analyses are then stale and the index rebuilds.
 ANALYSIS_VERSION = 2
@@ -145,25 +149,19 @@ class Analyser:
 
 
 @dataclass(frozen=True)
-class SentenceHit:
-    """A scored sentence (clipped to its passage) and the answer span found in it, if any."""
-
-    span: Span
-    answer: Span | None
-    score: float
-
-
-@dataclass(frozen=True)
 class Weights:
-    """How the sentence score mixes its signals.
+    """How the sentence score mixes its signals: fitted by scripts/fit_highlighter.py on SQuAD *training* questions
+    and read from ``data/highlighter.json``."""
 
-    Fitted by scripts/fit_highlighter.py (logistic regression, 6,288 SQuAD v1.1 *training* questions, scaled to sum
-    to 1): the best sentence holds the answer for 80.6 % of 1,443 held-out training questions (hand weights 79.5 %).
-    """
+    cosine: float
+    overlap: float
+    answer_type: float
 
-    cosine: float = 0.244
-    overlap: float = 0.659
-    answer_type: float = 0.098
+    @classmethod
+    def fitted(cls, path: Path = WEIGHTS_FILE) -> Weights:
+        """The weights in the fitted-parameters file."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["weights"]
+        return cls(float(data["cosine"]), float(data["overlap"]), float(data["answer_type"]))
 
 
 class Highlighter:
@@ -178,7 +176,7 @@ class Highlighter:
     ) -> None:
         self.texts = texts
         self.analyses = analyses
-        self.weights = weights or Weights()
+        self.weights = weights or Weights.fitted()
         self.sentence_vectors = sentence_vectors
         # Row of each document's first sentence in the sentence matrix (documents in the store's order).
         self._first_row: dict[str, int] = {}

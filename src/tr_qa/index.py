@@ -305,7 +305,6 @@ def build(
                 "hybrid_alpha": settings.hybrid_alpha,
                 "dense_sentence_weight": settings.dense_sentence_weight,
             },
-            "abstain_threshold": settings.abstain_threshold,
             "documents": {
                 d.id: {"sha256": d.sha256, "title": d.title, "chunks": sum(1 for c in all_chunks if c.doc_id == d.id)}
                 for d in report.documents

@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tr_qa.config import Settings, validate_k, validate_question, validate_retriever
 from tr_qa.embed import Embedder
 from tr_qa.errors import InputError
-from tr_qa.highlight import Highlighter, SentenceHit
+from tr_qa.highlight import Highlighter
 from tr_qa.index import IndexData, load
+from tr_qa.judge import Judge, load_strategy
 from tr_qa.retrieve import Retriever
-from tr_qa.types import Answer, Document, Passage, Result, Span
+from tr_qa.types import Candidate, Document, Judged, Result
 
 if TYPE_CHECKING:
-    from tr_qa.reader import Reader, ReaderSpan
-
-
-@dataclass(frozen=True)
-class Confidence:
-    """Logistic model of "this passage's answer is right" from retrieval, sentence and reader signals.
-
-    Fitted by scripts/fit_confidence.py on SQuAD v1.1 *training* articles the reader never saw: 400 answerable
-    questions and 400 whose article was left out of the corpus (1,600 read passages).
-    """
-
-    bias: float = -9.932
-    retrieval: float = 7.547
-    sentence: float = 3.147
-    reader_score: float = 0.3229
-    reader_prob: float = 1.386
-
-    def __call__(self, retrieval: float, sentence: float, span: ReaderSpan | None) -> float:
-        """Probability-like confidence in [0, 1]."""
-        z = self.bias + self.retrieval * retrieval + self.sentence * sentence
-        if span is not None:
-            z += self.reader_score * span.score + self.reader_prob * span.prob
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-# Without the reader, a passage's rank mixes retrieval with how well its best sentence answers the question.
-RETRIEVAL_WEIGHT = 0.5
+    from tr_qa.reader import Reader
 
 
 class QA:
-    """Question answering over one index: retrieve → read/highlight → confidence → answer or abstain."""
+    """Question answering over one index: retrieve → read/highlight → judge → answer, best guess or abstain."""
 
     def __init__(self, data: IndexData, settings: Settings, embedder: Embedder, reader: Reader | None = None) -> None:
         self.data = data
@@ -57,7 +31,8 @@ class QA:
         self.highlighter = Highlighter(
             {d.id: d.text for d in data.documents.values()}, data.analyses, data.sentence_vectors
         )
-        self.confidence = Confidence()
+        strategy = load_strategy("reader" if settings.reader_passages > 0 else "sentences")
+        self.judge = Judge(strategy, {d.id: d.text for d in data.documents.values()}, self.highlighter.sentence_around)
         self._reader = reader
         self._reader_lock = threading.Lock()
 
@@ -72,6 +47,10 @@ class QA:
         embedder = embedder or Embedder(settings.threads)
         return cls(load(settings.index_dir, settings, embedder), settings, embedder)
 
+    def warm_up(self) -> None:
+        """Load every model now (embedder, reader) and run each once, so the first question is as fast as any."""
+        self.candidates("warm up")
+
     @property
     def reader(self) -> Reader | None:
         """The shipped span reader (None when switched off with ``reader_passages=0``)."""
@@ -82,7 +61,7 @@ class QA:
                 from tr_qa.reader import Reader
 
                 self._reader = Reader()
-                self._reader.predict("warm up", ["load the model once, under the lock"])
+                self._reader.warm_up()
             return self._reader
 
     @property
@@ -99,66 +78,58 @@ class QA:
 
     def ask(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
         """Answer a question extractively from the documents, or abstain and show the nearest passages."""
-        return self.decide(self.candidates(question, k, retriever), self.settings.abstain_threshold)
+        return self.decide(self.candidates(question, k, retriever))
 
-    @staticmethod
-    def decide(result: Result, threshold: float) -> Result:
-        """Apply the abstention threshold to a candidate result (the answer is dropped below it)."""
-        if result.answer is None or result.confidence < threshold:
-            return replace(result, abstained=True, answer=None)
-        return replace(result, abstained=False)
+    def decide(self, result: Result, threshold: float | None = None) -> Result:
+        """Apply the strategy's thresholds to a candidate result: answer, best guess, or abstain (answer dropped)."""
+        strategy = self.judge.strategy
+        if threshold is not None:
+            strategy = replace(
+                strategy, abstain_below=threshold, confident_from=max(threshold, strategy.confident_from)
+            )
+        evidence = strategy.evidence(result.confidence) if result.answer is not None else "none"
+        if evidence == "none":
+            # An abstention marks no short answer anywhere: a bold span would read as an answer after all.
+            passages = tuple(
+                replace(p, highlights=tuple(h for h in p.highlights if h.kind != "answer")) for p in result.passages
+            )
+            return replace(result, abstained=True, answer=None, evidence="none", passages=passages)
+        return replace(result, abstained=False, evidence=evidence)
 
-    def signals(
-        self, question: str, k: int | None = None, retriever: str | None = None
-    ) -> tuple[str, int, list[tuple[Passage, SentenceHit | None, ReaderSpan | None]]]:
-        """Retrieved passages with their best sentence and, for the top ones, the reader's span."""
+    def gather(self, question: str, k: int | None = None, retriever: str | None = None) -> tuple[str, list[Candidate]]:
+        """The validated question and its candidates: retrieved passages, best sentences, the reader's spans."""
         question = validate_question(question)
         k = validate_k(self.settings.k if k is None else k)
         method = validate_retriever(retriever or self.settings.retriever)
         q_vec = self.embedder.encode([question])[0]
         passages = self.retriever.passages(self.retriever.search(question, q_vec, method), k)
-        hits = [self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end) for p in passages]
+        cands = [
+            Candidate(p, rank, self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end))
+            for rank, p in enumerate(passages)
+        ]
         reader = self.reader
-        n_read = min(len(passages), self.settings.reader_passages) if reader is not None else 0
-        spans: list[ReaderSpan | None] = [None] * len(passages)
+        n_read = min(len(cands), self.settings.reader_passages) if reader is not None else 0
         if n_read:
             assert reader is not None
-            spans[:n_read] = reader.predict(question, [p.text for p in passages[:n_read]])
-        return question, n_read, list(zip(passages, hits, spans, strict=True))
+            spans = reader.predict(question, [c.passage.text for c in cands[:n_read]])
+            cands[:n_read] = [replace(c, read=s) for c, s in zip(cands[:n_read], spans, strict=True)]
+        return question, cands
 
     def candidates(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
         """The best answer and ranked passages before the abstention threshold is applied."""
-        question, n_read, signals = self.signals(question, k, retriever)
-        ranked = [self._judge(passage, hit, span) for passage, hit, span in signals]
-        # Passages the reader read come first, by confidence; the rest keep their retrieval order.
-        read = sorted(ranked[:n_read], key=lambda item: -item[0])
-        ranked = read + (ranked[n_read:] if n_read else sorted(ranked, key=lambda item: -item[0]))
-        ordered = tuple(p for _, p, _ in ranked)
+        question, cands = self.gather(question, k, retriever)
+        judged = [self.judge.judge(c) for c in cands]
+        ranked = self.rank(judged, sum(c.read is not None for c in cands))
         if not ranked:
-            return Result(question, True, None, ordered, 0.0)
-        confidence, _, answer = ranked[0]
-        return Result(question, answer is None, answer, ordered, round(confidence, 4))
+            return Result(question, True, None, (), 0.0)
+        best = ranked[0]
+        return Result(
+            question, best.answer is None, best.answer, tuple(j.passage for j in ranked), round(best.confidence, 4)
+        )
 
-    def _judge(
-        self, passage: Passage, hit: SentenceHit | None, span: ReaderSpan | None
-    ) -> tuple[float, Passage, Answer | None]:
-        """A passage's confidence, its highlights and the answer it offers."""
-        if span is not None and span.end > span.start:
-            start, end = passage.start + span.start, passage.start + span.end
-            text = self.data.documents[passage.doc_id].text
-            answer_span = Span(passage.doc_id, start, end, text[start:end], "answer", round(span.prob, 4))
-            sentence = self.highlighter.sentence_around(passage.doc_id, start, end, passage.start, passage.end)
-            confidence = self.confidence(passage.score, hit.score if hit else 0.0, span)
-            sentence = replace(sentence, score=round(confidence, 4))
-            answer = Answer(answer_span.text, passage.doc_id, start, end, round(confidence, 4), sentence)
-            return confidence, replace(passage, highlights=(sentence, answer_span)), answer
-        if hit is None:
-            return RETRIEVAL_WEIGHT * passage.score, passage, None
-        highlights = (hit.span,) if hit.answer is None else (hit.span, hit.answer)
-        if self.settings.reader_passages > 0:
-            # Passages past the reader's reach are shown with their sentence but offer no answer.
-            return RETRIEVAL_WEIGHT * passage.score, replace(passage, highlights=highlights), None
-        confidence = RETRIEVAL_WEIGHT * passage.score + (1 - RETRIEVAL_WEIGHT) * hit.score
-        short = hit.answer or hit.span
-        answer = Answer(short.text, passage.doc_id, short.start, short.end, round(confidence, 4), hit.span)
-        return confidence, replace(passage, highlights=highlights), answer
+    @staticmethod
+    def rank(judged: list[Judged], n_read: int) -> list[Judged]:
+        """Passages the reader read come first, by confidence; the rest keep their retrieval order."""
+        if n_read:
+            return sorted(judged[:n_read], key=lambda j: -j.confidence) + judged[n_read:]
+        return sorted(judged, key=lambda j: -j.confidence)

@@ -6,6 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SpanKind = Literal["sentence", "answer"]
+# How an answer is shown: plainly, as a best guess on weak evidence, or not at all.
+Evidence = Literal["strong", "weak", "none"]
+EVIDENCE_WORDS: dict[str, str] = {
+    "strong": "answer",
+    "weak": "best guess, weak evidence",
+    "none": "the documents don't answer this",
+}
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,55 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class SentenceHit:
+    """A passage's best-scoring sentence (clipped to the passage) and the typed entity inside it, if any."""
+
+    span: Span
+    answer: Span | None
+    score: float
+
+
+@dataclass(frozen=True)
+class ReaderSpan:
+    """The reader's best answer span in one context: ``context[start:end] == text`` (character offsets).
+
+    ``score`` is the span's start+end logit, ``null_score`` the lowest [CLS] start+end logit over the context's
+    windows (the reader's "no answer here"), ``prob`` the span's start×end probability in its window.
+    """
+
+    start: int
+    end: int
+    text: str
+    score: float
+    null_score: float
+    prob: float
+
+    @property
+    def margin(self) -> float:
+        """Span score minus no-answer score: above 0 the reader prefers the span to "no answer"."""
+        return self.score - self.null_score
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A retrieved passage with the evidence gathered for it, handed from retrieval to reading to judging."""
+
+    passage: Passage
+    rank: int
+    sentence: SentenceHit | None = None
+    read: ReaderSpan | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A candidate after judging: its confidence, its passage with highlights and the answer it offers."""
+
+    confidence: float
+    passage: Passage
+    answer: Answer | None
+
+
+@dataclass(frozen=True)
 class Result:
     """What ``QA.ask`` returns: an answer or an abstention, plus the passages behind it."""
 
@@ -104,6 +160,8 @@ class Result:
     passages: tuple[Passage, ...] = field(default_factory=tuple)
     # Confidence of the best candidate answer, also when it fell below the threshold and the result abstains.
     confidence: float = 0.0
+    # "strong": shown as the answer; "weak": shown as a best guess on weak evidence; "none": abstained.
+    evidence: Evidence = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``tr-qa ask --json`` and ``POST /api/ask``."""
@@ -113,4 +171,6 @@ class Result:
             "answer": None if self.answer is None else self.answer.to_dict(),
             "passages": [p.to_dict() for p in self.passages],
             "confidence": round(float(self.confidence), 4),
+            "evidence": self.evidence,
+            "evidence_words": EVIDENCE_WORDS[self.evidence],
         }
