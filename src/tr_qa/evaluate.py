@@ -321,3 +321,36 @@ def validate_qa_file(path: Path, corpus_dir: Path) -> list[str]:
 def squad_eval_dir() -> tempfile.TemporaryDirectory[str]:
     """A temporary folder for a SQuAD corpus and its index (never the project's index/)."""
     return tempfile.TemporaryDirectory(prefix="tr-qa-squad-")
+
+
+def reader_on_gold(squad_file: Path, limit: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """The shipped reader alone, given each question's own paragraph (SQuAD's setting; v2.0 unanswerables too).
+
+    Reports SQuAD 2.0 figures when it never abstains, when it answers only above a no-answer margin of 0, and at
+    the margin threshold fitted on the reader's held-out *training* articles (from its metrics.json).
+    """
+    from tr_qa import squad
+    from tr_qa.reader import SHIPPED_MODEL_DIR, Reader
+
+    items = squad.examples(read_articles(Path(squad_file)), answerable_only=False)[:limit]
+    if not items:
+        raise InputError(f"{squad_file} holds no questions")
+    reader = Reader()
+    started = time.perf_counter()
+    outcomes = squad.read_examples(reader.predict_pairs, items, progress=progress)
+    seconds = time.perf_counter() - started
+    fitted = None
+    metrics_file = SHIPPED_MODEL_DIR / "metrics.json"
+    if metrics_file.is_file():
+        held = json.loads(metrics_file.read_text(encoding="utf-8")).get("heldout_int8", {})
+        fitted = held.get("at_best_threshold", {}).get("threshold")
+    out: dict[str, Any] = {
+        "source": str(squad_file),
+        "n": len(items),
+        "seconds": round(seconds, 1),
+        "never_abstaining": squad.v2_metrics(outcomes, None),
+        "at_margin_0": squad.v2_metrics(outcomes, 0.0),
+    }
+    if fitted is not None:
+        out["at_heldout_threshold"] = squad.v2_metrics(outcomes, float(fitted))
+    return out

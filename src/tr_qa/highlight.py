@@ -59,6 +59,18 @@ ANSWER_TYPES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
 )
 
 
+_EXPLAIN = re.compile(
+    r"\bwhy\b|^\s*(what|which) (was|were|is|are) the (reason|cause|effect|impact|result|consequence)s?\b|"
+    r"^\s*how (do|does|did|is|are|was|were|can|could|should|would|will|has|have|had)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_explanation(question: str) -> bool:
+    """Whether the question asks why or how (an explanation, best answered by a sentence, not a phrase)."""
+    return bool(_EXPLAIN.search(question))
+
+
 def answer_labels(question: str) -> tuple[str, ...]:
     """The entity labels that would answer the question, best first; () when it asks for an explanation."""
     q = question.strip()

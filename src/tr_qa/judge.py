@@ -91,8 +91,11 @@ class Judge:
         self.texts = texts
         self.sentence_around = sentence_around
 
-    def judge(self, c: Candidate) -> Judged:
-        """A candidate's confidence, its highlights and the answer it offers (None when it offers none)."""
+    def judge(self, c: Candidate, explain: bool = False) -> Judged:
+        """A candidate's confidence, its highlights and the answer it offers (None when it offers none).
+
+        With ``explain`` (a why/how question) the answer is to be shown as the sentence around the reader's span.
+        """
         p, hit, read = c.passage, c.sentence, c.read
         if read is not None and read.end > read.start:
             start, end = p.start + read.start, p.start + read.end
@@ -101,6 +104,8 @@ class Judge:
             confidence = self.strategy.confidence(features(c))
             sentence = replace(sentence, score=round(confidence, 4))
             answer = Answer(answer_span.text, p.doc_id, start, end, round(confidence, 4), sentence)
+            if explain:
+                answer = replace(answer, display="sentence")
             return Judged(confidence, replace(p, highlights=(sentence, answer_span)), answer)
         if hit is None:
             return Judged(UNREAD_WEIGHT * p.score, p, None)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from tr_qa.config import Settings, validate_k, validate_question, validate_retriever
 from tr_qa.embed import Embedder
 from tr_qa.errors import InputError
-from tr_qa.highlight import Highlighter
+from tr_qa.highlight import Highlighter, asks_for_explanation
 from tr_qa.index import IndexData, load
 from tr_qa.judge import Judge, load_strategy
 from tr_qa.retrieve import Retriever
@@ -118,7 +118,8 @@ class QA:
     def candidates(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
         """The best answer and ranked passages before the abstention threshold is applied."""
         question, cands = self.gather(question, k, retriever)
-        judged = [self.judge.judge(c) for c in cands]
+        explain = self.settings.explain_with_sentence and asks_for_explanation(question)
+        judged = [self.judge.judge(c, explain) for c in cands]
         ranked = self.rank(judged, sum(c.read is not None for c in cands))
         if not ranked:
             return Result(question, True, None, (), 0.0)

@@ -86,6 +86,14 @@ class Answer:
     end: int
     score: float
     sentence: Span | None = None
+    # "sentence" for why/how questions: people are shown the whole answering sentence as the answer (the short
+    # span stays marked inside it); "span" shows the short answer itself.
+    display: Literal["span", "sentence"] = "span"
+
+    @property
+    def shown_text(self) -> str:
+        """What a person is shown as the answer: the sentence for explanations, else the short answer."""
+        return self.sentence.text if self.display == "sentence" and self.sentence is not None else self.text
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the CLI and the API."""
@@ -95,6 +103,7 @@ class Answer:
             "start": self.start,
             "end": self.end,
             "score": round(float(self.score), 4),
+            "display": self.display,
         }
         if self.sentence is not None:
             out["sentence"] = {k: v for k, v in asdict(self.sentence).items() if k != "doc_id"}

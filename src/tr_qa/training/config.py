@@ -67,7 +67,7 @@ class TrainConfig:
             "lr": 0 < self.lr < 1,
             "epochs": self.epochs > 0,
             "batch_size": self.batch_size >= 1,
-            "max_length": 64 <= self.max_length <= 512,
+            "max_length": 32 <= self.max_length <= 512,
             "stride": 0 <= self.stride < self.max_length,
             "skip_questions": self.skip_questions >= 0,
             "hard_negative_rate": 0 <= self.hard_negative_rate <= 1,

@@ -1,0 +1,178 @@
+"""Reader training: label alignment, negatives, int8 packing, and a tiny seeded run that resumes exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tr_qa import squad
+from tr_qa.reader import WEIGHTS_FILE, Reader, dequantize_rows, dequantized_state, load_tokenizer
+from tr_qa.training.card import CARD_FILE
+from tr_qa.training.config import TrainConfig
+from tr_qa.training.data import char_to_token_span
+from tr_qa.training.export import export, quantize_rows, quantized_state
+from tr_qa.training.negatives import ArticleBM25, entity_swaps, hard_paragraphs, with_negatives
+from tr_qa.training.train import CHECKPOINT_FILE, base_model_path, train
+
+LOVELACE = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage on the Analytical Engine."
+WEATHER = "The winter of that year was cold in the north, and the harvest in the valley was poor."
+QAS = [
+    ("Where was Ada Lovelace born?", "London"),
+    ("When was Ada Lovelace born?", "1815"),
+    ("Who did Ada Lovelace work with?", "Charles Babbage"),
+    ("On what did she work?", "the Analytical Engine"),
+]
+
+
+def tiny_squad(path: Path, articles: int = 3) -> Path:
+    data = []
+    for a in range(articles):
+        qas = [
+            {"id": f"{a}_{i}", "question": q, "answers": [{"text": t, "answer_start": LOVELACE.index(t)}]}
+            for i, (q, t) in enumerate(QAS)
+        ]
+        paras = [{"context": LOVELACE, "qas": qas}, {"context": WEATHER, "qas": []}]
+        data.append({"title": f"Article {a}", "paragraphs": paras})
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return path
+
+
+def test_int8_round_trip_is_within_half_a_step() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(7, 33) * torch.linspace(0.01, 3.0, 7)[:, None]
+    w[3] = 0.0  # an all-zero row must not divide by zero
+    q, scale = quantize_rows(w)
+    assert q.dtype == torch.int8 and scale.dtype == torch.float32 and scale.shape == (7,)
+    assert int(q.abs().max()) <= 127
+    back = dequantize_rows(q, scale)
+    assert torch.all((back - w).abs() <= scale[:, None] / 2 + 1e-7)
+    assert torch.equal(back[3], torch.zeros(33))
+    state = dequantized_state(quantized_state({"a.weight": w, "a.bias": torch.ones(7), "ids": torch.arange(3)}))
+    assert set(state) == {"a.weight", "a.bias", "ids"}
+    assert torch.equal(state["a.bias"], torch.ones(7)) and torch.equal(state["ids"], torch.arange(3))
+
+
+@pytest.mark.integration
+def test_answer_labels_align_with_word_pieces() -> None:
+    tok = load_tokenizer(base_model_path())
+    context = "The Eiffel Tower stands in Paris, the capital of France."
+    enc = tok("Where is it?", context, return_offsets_mapping=True)
+    offsets, seq_ids = enc["offset_mapping"], enc.sequence_ids()
+    start = context.index("Paris")
+    s, e = char_to_token_span(offsets, seq_ids, start, start + len("Paris"))
+    assert tok.convert_ids_to_tokens(enc["input_ids"][s : e + 1]) == ["paris"]
+    start = context.index("capital of France")
+    s, e = char_to_token_span(offsets, seq_ids, start, start + len("capital of France"))
+    assert tok.decode(enc["input_ids"][s : e + 1]) == "capital of france"
+    # An answer outside this window (here: past the end of the context) is labelled [CLS].
+    assert char_to_token_span(offsets, seq_ids, len(context) + 5, len(context) + 9) == (0, 0)
+    short = tok("Where is it?", context, truncation="only_second", max_length=10, return_offsets_mapping=True)
+    assert char_to_token_span(short["offset_mapping"], short.sequence_ids(), start, start + 7) == (0, 0)
+
+
+def test_bm25_ranks_the_paragraph_sharing_rare_words_first() -> None:
+    bm25 = ArticleBM25(["the cat sat on the mat", "a treaty was signed in Utrecht", "dogs and cats"])
+    scores = bm25.scores("Where was the treaty signed?")
+    assert scores.index(max(scores)) == 1 and scores[0] == 0.0
+
+
+def test_hard_negative_is_another_paragraph_without_the_answer(tmp_path: Path) -> None:
+    articles = squad.read_articles(tiny_squad(tmp_path / "t.json", 1))
+    exs = squad.examples(articles)
+    hard = hard_paragraphs(exs, articles)
+    assert set(hard) == {ex.qid for ex in exs} and set(hard.values()) == {1}
+    mixed = with_negatives(exs, articles, hard_rate=1.0, perturbed_rate=0.0, seed=1)
+    negs = [m for m in mixed if not m.answerable]
+    assert len(negs) == len(exs) and all(n.context == WEATHER and n.qid.endswith("#hard") for n in negs)
+    assert with_negatives(exs, articles, hard_rate=1.0, perturbed_rate=0.0, seed=1) == mixed  # seeded
+
+
+class _Ent:
+    def __init__(self, text: str, label: str, start: int) -> None:
+        self.text, self.label_, self.start_char, self.end_char = text, label, start, start + len(text)
+
+
+class _FakeNLP:
+    """Stands in for spaCy: tags every capitalised name from a fixed list as PERSON."""
+
+    NAMES = ("Ada Lovelace", "Charles Babbage", "Alan Turing")
+
+    def select_pipes(self, enable: list[str]):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def pipe(self, texts: list[str], batch_size: int = 0):
+        for t in texts:
+            doc = type("Doc", (), {})()
+            doc.ents = [_Ent(n, "PERSON", t.index(n)) for n in self.NAMES if n in t]
+            yield doc
+
+
+def test_entity_swap_asks_about_someone_the_paragraph_never_mentions() -> None:
+    ex = [
+        squad.SquadExample("a", "Who did Ada Lovelace work with?", LOVELACE, ("Charles Babbage",), 0, 0, 0),
+        squad.SquadExample("b", "What did Alan Turing break?", "Turing broke codes.", ("codes",), 0, 0, 1),
+    ]
+    swaps = entity_swaps(ex, _FakeNLP(), seed=3)
+    # "Ada Lovelace" is in her paragraph, "Alan Turing" is not: the swap asks about him instead.
+    assert swaps["a"] == "Who did Alan Turing work with?"
+    assert "b" not in swaps  # "Alan Turing" does not occur verbatim in its own paragraph: not anchored
+
+
+def test_config_rejects_out_of_range_values(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hard_negative_rate"):
+        TrainConfig(tmp_path, tmp_path, hard_negative_rate=1.5)
+    with pytest.raises(ValueError, match="stride"):
+        TrainConfig(tmp_path, tmp_path, max_length=48, stride=48)
+
+
+@pytest.mark.integration
+def test_train_resume_and_export(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+
+    def cfg(out: str, **kw: object) -> TrainConfig:
+        base = {
+            "max_questions": 8,
+            "batch_size": 4,
+            "max_length": 48,
+            "stride": 16,
+            "holdout_articles": 1,
+            "progress": False,
+            "bf16": False,
+            "hard_negative_rate": 1.0,
+        }
+        return TrainConfig(data, tmp_path / out, **{**base, **kw})  # type: ignore[arg-type]
+
+    full = train(cfg("full"))
+    # 8 questions + 8 hard negatives (the weather paragraph), one window each.
+    assert full["negatives_hard"] == 8 and full["windows"] == 16
+    assert full["steps_done"] == full["total_steps"] == 4
+    held = full["heldout_fp32"]["at_margin_0"]
+    assert held["n_has_ans"] == 4 and held["n_no_ans"] == full["heldout_negatives"] >= 1
+    part = train(cfg("part", stop_after_steps=2))
+    assert part["steps_done"] == 2 and part["stopped_early"]
+    resumed = train(cfg("part"))
+    assert resumed["steps_done"] == 4 and not resumed["stopped_early"]
+    a = torch.load(tmp_path / "full" / CHECKPOINT_FILE, weights_only=False)["model"]
+    b = torch.load(tmp_path / "part" / CHECKPOINT_FILE, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resuming is exact
+    with pytest.raises(ValueError, match="other parameters"):
+        train(cfg("part", lr=1e-3))
+
+    out = export(tmp_path / "full", tmp_path / "model", command="pytest", heldout_limit=4)
+    card = (out / CARD_FILE).read_text(encoding="utf-8")
+    assert "8 hard paragraphs" in card and (out / "vocab.txt").exists()
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["heldout_int8"]["at_margin_0"]["n"] == 4
+    packed = torch.load(out / WEIGHTS_FILE, weights_only=True)
+    assert packed["qa_outputs.weight.int8"].dtype == torch.int8
+    (span,) = Reader(out).predict("Where was Ada Lovelace born?", ["Ada was born in London."])
+    assert span.text == "Ada was born in London."[span.start : span.end]
+
+    # Starting from an exported reader and leaving out the questions it learned.
+    follow = train(cfg("follow", init_from=str(out), skip_questions=4, max_questions=4))
+    assert follow["questions"] == 4 and follow["questions_skipped"] == 4
