@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tr_qa.highlight import Analyser, DocAnalysis, Highlighter, answer_labels, segments, widen_number
+from tr_qa.highlight import (
+    Analyser,
+    DocAnalysis,
+    Highlighter,
+    Weights,
+    answer_labels,
+    asks_for_explanation,
+    segments,
+    widen_number,
+)
 from tr_qa.types import Span
 
 
@@ -45,6 +54,7 @@ def test_number_entities_take_in_currency_and_unit(text: str, start: int, end: i
     assert text[s:e] == expected
 
 
+@pytest.mark.integration
 def test_analyser_sentences_never_cross_lines_and_are_trimmed() -> None:
     text = "Headline without stop\n\nFirst sentence here. Second one, £46 in pocket.\n"
     [analysis] = Analyser().analyse([text])
@@ -87,3 +97,24 @@ def test_segments_mark_answer_inside_sentence_and_keep_all_text() -> None:
         (" here.", "sentence"),
         (" After.", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("question", "explains"),
+    [
+        ("Why did Working Links fail?", True),
+        ("How did the companies lose money?", True),
+        ("What was the reason for the bail out?", True),
+        ("How much did the bail out cost?", False),
+        ("How many CRCs were there?", False),
+        ("Who is the chief inspector?", False),
+    ],
+)
+def test_why_and_how_questions_ask_for_an_explanation(question: str, explains: bool) -> None:
+    assert asks_for_explanation(question) is explains
+
+
+def test_fitted_sentence_weights_load_from_their_data_file() -> None:
+    w = Weights.fitted()
+    assert w.cosine > 0 and w.overlap > 0 and w.answer_type > 0
+    assert abs(w.cosine + w.overlap + w.answer_type - 1.0) < 0.01  # the fit script scales them to sum to 1

@@ -7,6 +7,8 @@ import pytest
 from tr_qa.errors import InputError
 from tr_qa.qa import QA
 
+pytestmark = pytest.mark.integration
+
 
 def assert_offsets_hold(qa: QA, result) -> None:
     for p in result.passages:

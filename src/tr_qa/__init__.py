@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 # Set before torch, transformers or gradio are imported anywhere: no hub access, no telemetry, and OpenMP
-# threads that sleep instead of spinning on a shared 2-core machine.
+# threads that sleep instead of spinning (a spinning thread steals a core that another process needs).
 for _key, _value in {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",

@@ -28,7 +28,7 @@ class Hit:
 class Retriever:
     """Ranks the chunks of a loaded index for a question; BM25 is built in memory at load (it takes ms)."""
 
-    def __init__(self, data: IndexData, alpha: float = 0.5, sentence_weight: float = 0.0) -> None:
+    def __init__(self, data: IndexData, alpha: float, sentence_weight: float) -> None:
         import bm25s
 
         if not 0.0 <= alpha <= 1.0:
