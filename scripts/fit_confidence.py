@@ -34,7 +34,7 @@ from tr_qa.files import atomic_write_text, sha256_file
 from tr_qa.index import build
 from tr_qa.judge import FEATURES, FITTED_FILE, features
 from tr_qa.qa import QA
-from tr_qa.reader import SHIPPED_MODEL_DIR, WEIGHTS_FILE
+from tr_qa.reader import SHIPPED_MODEL_DIR, WEIGHTS_FILE, Reader
 from tr_qa.training.negatives import entity_swaps
 
 HOLDOUT_ARTICLES = 20
@@ -71,8 +71,8 @@ def collect(qa: QA, questions: list[tuple[str, tuple[str, ...], str | None]], na
     return out
 
 
-def choose_thresholds(per_q: list[dict], w: np.ndarray) -> dict[str, float]:
-    """abstain_below (balanced) and confident_from (answers shown >= 90 % right) for fitted weights."""
+def choose_thresholds(per_q: list[dict], w: np.ndarray, target: float) -> dict[str, float]:
+    """abstain_below (balanced) and confident_from (answers shown >= ``target`` right) for fitted weights."""
     tops = []
     for q in per_q:
         if not q["rows"]:
@@ -92,7 +92,7 @@ def choose_thresholds(per_q: list[dict], w: np.ndarray) -> dict[str, float]:
     confident = 1.0
     for t in np.linspace(1, 0, 401):
         shown = [ok and can for c, can, ok in tops if c >= t]
-        if shown and np.mean(shown) < TARGET_ACCURACY:
+        if shown and np.mean(shown) < target:
             break
         if shown:
             confident = float(t)
@@ -119,6 +119,13 @@ def main() -> None:
     parser.add_argument("train", type=Path)
     parser.add_argument("--questions", type=int, default=500, help="Answerable questions (unanswerable: as many).")
     parser.add_argument("--out", type=Path, default=FITTED_FILE)
+    parser.add_argument("--reader", type=Path, default=SHIPPED_MODEL_DIR, help="Reader folder [default: shipped].")
+    parser.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=TARGET_ACCURACY,
+        help="Answers at or above confident_from must be at least this often right on the fit questions.",
+    )
     args = parser.parse_args()
     articles = squad.read_articles(args.train)[-HOLDOUT_ARTICLES:]
     inside, outside = articles[: HOLDOUT_ARTICLES // 2], articles[HOLDOUT_ARTICLES // 2 :]
@@ -144,12 +151,12 @@ def main() -> None:
             + [(ex.question, (), None) for ex in near]
         )
         for name, passages, names in (("reader", 2, FEATURES), ("sentences", 0, ("retrieval", "sentence"))):
-            qa = QA.load(settings=replace(settings, reader_passages=passages))
+            qa = QA.load(settings=replace(settings, reader_passages=passages), reader=Reader(args.reader))
             per_q = collect(qa, questions, names)
             x = np.array([r[0] for q in per_q for r in q["rows"]])
             y = np.array([float(r[1]) for q in per_q for r in q["rows"]])
             w = fit_logistic(x, y)
-            chosen = choose_thresholds(per_q, w)
+            chosen = choose_thresholds(per_q, w, args.target_accuracy)
             strategies[name] = {
                 "bias": round(float(w[-1]), 5),
                 "weights": {n: round(float(v), 5) for n, v in zip(names, w[:-1], strict=True)},
@@ -170,7 +177,8 @@ def main() -> None:
             "unanswerable_outside": len(outside_q),
             "unanswerable_near_miss": len(near),
             "seed": SEED,
-            "reader_weights_sha256": sha256_file(SHIPPED_MODEL_DIR / WEIGHTS_FILE),
+            "reader_weights_sha256": sha256_file(args.reader / WEIGHTS_FILE),
+            "target_accuracy": args.target_accuracy,
         },
         "fit_report": report,
     }

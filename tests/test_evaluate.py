@@ -155,3 +155,19 @@ def test_validate_names_each_problem_on_its_own_line(tmp_path: Path) -> None:
     assert any("must be 'unanswerable'" in p for p in problems)
     bad.write_text('{"id": "1", "question": "q", "answers": [], "doc": null, "split": "train"}\n', encoding="utf-8")
     assert ev.validate_qa_file(bad, corpus) == [f"{bad}:1: 'split' must be one of dev, test, got 'train'"]
+
+
+def test_cli_validate_exits_1_on_problems_and_0_on_the_project_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tr_qa.cli import cli
+
+    runner = CliRunner()
+    ok = runner.invoke(
+        cli, ["eval", "--qa", str(ROOT / "eval" / "qa.jsonl"), "--validate"], env={"TR_QA_HOME": str(ROOT)}
+    )
+    assert ok.exit_code == 0, ok.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "question": "q", "answers": ["nowhere"], "doc": "a.txt", "type": "figure"}\n')
+    out = runner.invoke(cli, ["eval", "--qa", str(bad), "--validate"], env={"TR_QA_HOME": str(tmp_path)})
+    assert out.exit_code == 1 and len(out.output.strip().splitlines()) == 1 and "a.txt" in out.output

@@ -38,14 +38,18 @@ class QA:
 
     @classmethod
     def load(
-        cls, index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Embedder | None = None
+        cls,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        reader: Reader | None = None,
     ) -> QA:
         """Load the index (checking its manifest against the model and settings); models load on first use."""
         settings = settings or Settings()
         if index_dir is not None:
             settings = replace(settings, index_dir=Path(index_dir))
         embedder = embedder or Embedder(settings.threads)
-        return cls(load(settings.index_dir, settings, embedder), settings, embedder)
+        return cls(load(settings.index_dir, settings, embedder), settings, embedder, reader)
 
     def warm_up(self) -> None:
         """Load every model now (embedder, reader) and run each once, so the first question is as fast as any."""
