@@ -90,3 +90,18 @@ def test_result_json_shape(seed_qa: QA) -> None:
     for p in d["passages"]:
         assert set(p) >= {"doc", "title", "start", "end", "text", "score", "highlights"}
         assert all(h["kind"] in ("sentence", "answer") for h in p["highlights"])
+
+
+def test_repeated_questions_are_answered_from_the_cache(seed_qa: QA) -> None:
+    first = seed_qa.ask("Who is the Chief Inspector of Probation?")
+    again = seed_qa.ask("  who is the chief inspector   of probation?")
+    assert again is first  # same normalised question, k and retriever: no work done
+    assert seed_qa.ask("Who is the Chief Inspector of Probation?", k=2) is not first
+    assert len(seed_qa.ask("Who is the Chief Inspector of Probation?", k=2).passages) <= 2
+
+
+def test_abstention_marks_no_short_answer(seed_qa: QA) -> None:
+    result = seed_qa.ask("What is the boiling point of mercury in kelvin?")
+    assert result.abstained and result.evidence == "none"
+    assert all(h.kind != "answer" for p in result.passages for h in p.highlights)
+    assert result.to_dict()["evidence_words"] == "the documents don't answer this"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,9 @@ class QA:
         self.judge = Judge(strategy, {d.id: d.text for d in data.documents.values()}, self.highlighter.sentence_around)
         self._reader = reader
         self._reader_lock = threading.Lock()
+        # One QA object serves one index generation, so the generation is implicit in the cache's owner.
+        self._cache: OrderedDict[tuple[str, int, str], Result] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -81,8 +85,27 @@ class QA:
             raise InputError(f"no document with id {doc_id!r}") from None
 
     def ask(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
-        """Answer a question extractively from the documents, or abstain and show the nearest passages."""
-        return self.decide(self.candidates(question, k, retriever))
+        """Answer a question extractively from the documents, or abstain and show the nearest passages.
+
+        Answers are cached (bounded, least recently used first out) by the normalised question, k, the retriever
+        and the index generation: a campaign site gets the same few questions again and again.
+        """
+        question = validate_question(question)
+        k = validate_k(self.settings.k if k is None else k)
+        method = validate_retriever(retriever or self.settings.retriever)
+        key = (" ".join(question.casefold().split()), k, method)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        result = self.decide(self.candidates(question, k, method))
+        if self.settings.answer_cache_size > 0:
+            with self._cache_lock:
+                self._cache[key] = result
+                while len(self._cache) > self.settings.answer_cache_size:
+                    self._cache.popitem(last=False)
+        return result
 
     def decide(self, result: Result, threshold: float | None = None) -> Result:
         """Apply the strategy's thresholds to a candidate result: answer, best guess, or abstain (answer dropped)."""
