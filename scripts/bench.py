@@ -17,8 +17,9 @@ from pathlib import Path
 
 import tr_qa  # noqa: F401 - sets the offline environment before torch loads
 from tr_qa.config import Settings
-from tr_qa.evaluate import load_qa_file, percentile
+from tr_qa.evaluate import load_qa_file
 from tr_qa.index import build
+from tr_qa.metrics import percentile
 from tr_qa.qa import QA
 
 

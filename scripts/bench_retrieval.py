@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import sys
 import tempfile
 import time
@@ -17,24 +16,22 @@ from pathlib import Path
 
 import tr_qa  # noqa: F401 - sets the offline environment before torch loads
 from tr_qa import evaluate as ev
+from tr_qa import metrics as mt
+from tr_qa import report as rp
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder, model_path
 from tr_qa.index import build, load
 from tr_qa.retrieve import Retriever
+from tr_qa.squad import read_articles
 
 
 def read_squad(path: Path, articles: int | None) -> Path:
     """A (possibly xz-compressed) SQuAD file, cut to its first N articles, as a temporary JSON file."""
-    if path.suffix == ".xz":
-        with lzma.open(path, "rt", encoding="utf-8") as fh:
-            raw = fh.read()
-    else:
-        raw = path.read_text("utf-8")
-    data = json.loads(raw)
+    data = read_articles(path)
     if articles:
-        data["data"] = data["data"][:articles]
+        data = data[:articles]
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    out.write_text(json.dumps(data), encoding="utf-8")
+    out.write_text(json.dumps({"data": data}), encoding="utf-8")
     return out
 
 
@@ -42,9 +39,9 @@ def scores(ranked: list[list[bool]]) -> dict[str, float]:
     """recall@1, recall@5 and mrr@10 over ranked relevance lists."""
     n = max(len(ranked), 1)
     return {
-        "recall@1": sum(ev.recall_at_k(r, 1) for r in ranked) / n,
-        "recall@5": sum(ev.recall_at_k(r, 5) for r in ranked) / n,
-        "mrr@10": sum(ev.reciprocal_rank(r, 10) for r in ranked) / n,
+        "recall@1": sum(mt.recall_at_k(r, 1) for r in ranked) / n,
+        "recall@5": sum(mt.recall_at_k(r, 5) for r in ranked) / n,
+        "mrr@10": sum(mt.reciprocal_rank(r, 10) for r in ranked) / n,
     }
 
 
@@ -72,7 +69,7 @@ def main() -> None:
 
         def relevant(item: ev.EvalItem, chunk_ids: list[int]) -> list[bool]:
             return [
-                chunks[c].doc_id == item.doc and ev.contains_answer(chunks[c].text, item.answers) for c in chunk_ids
+                chunks[c].doc_id == item.doc and mt.contains_answer(chunks[c].text, item.answers) for c in chunk_ids
             ]
 
         rows: dict[str, dict[str, float]] = {}
@@ -104,7 +101,7 @@ def main() -> None:
             }
 
     print(f"{args.squad.name}: {len(items)} answerable questions, {len(chunks)} chunks")
-    print(ev.table(rows, ("recall@1", "recall@5", "mrr@10", "ms_per_query")).replace("ms_per_query", "ms/query"))
+    print(rp.table(rows, ("recall@1", "recall@5", "mrr@10", "ms_per_query")).replace("ms_per_query", "ms/query"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
 
