@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from tr_qa.evaluate import load_qa_file, percentile
+from tr_qa.evaluate import load_qa_file
+from tr_qa.metrics import percentile
 
 
 def free_port() -> int:

@@ -36,6 +36,23 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def train_command(meta: dict[str, Any]) -> str:
+    """The ``tr-qa train-reader`` command line that reproduces a run, from its recorded parameters."""
+    p = meta.get("params", {})
+    parts = ["tr-qa train-reader", f"--train {meta.get('train_file_name', '?')}"]
+    if p.get("init_from"):
+        parts.append(f"--init-from {p['init_from']} --skip-questions {p.get('skip_questions', 0)}")
+    if p.get("max_questions") is not None:
+        parts.append(f"--max-questions {p['max_questions']}")
+    parts.append(
+        f"--hard-negatives {p.get('hard_negative_rate')} --perturbed-negatives {p.get('perturbed_negative_rate')} "
+        f"--epochs {p.get('epochs')} --lr {p.get('lr')} --warmup-ratio {p.get('warmup_ratio')} "
+        f"--batch-size {p.get('batch_size')} --max-length {p.get('max_length')} --stride {p.get('stride')} "
+        f"--seed {p.get('seed')} --holdout-articles {p.get('holdout_articles')} --threads {meta.get('threads')}"
+    )
+    return " \\\n  ".join(parts)
+
+
 def model_card(out_dir: Path, meta: dict[str, Any], metrics: dict[str, Any], command: str | None) -> str:
     """The card's Markdown: base model, data, negatives, command, hyperparameters, metrics, format, limits."""
     p = meta.get("params", {})
@@ -46,8 +63,9 @@ def model_card(out_dir: Path, meta: dict[str, Any], metrics: dict[str, Any], com
     extra = {k: v for k, v in metrics.items() if k not in ("weights_sha256", "heldout_int8")}
     extra_txt = "\n".join(f"- {k}: `{json.dumps(_rounded(v))}`" for k, v in extra.items()) or "- none"
     start = (
-        f"the earlier shipped reader in `{p.get('init_from')}` (all-MiniLM-L6-v2 fine-tuned on the first "
-        f"{p.get('skip_questions')} questions of the same seeded order, no negatives), dequantised to fp32"
+        f"the earlier shipped reader in `{p.get('init_from')}` (weights sha256 `{meta.get('init_from_sha256')}`: "
+        f"all-MiniLM-L6-v2 fine-tuned on the first {p.get('skip_questions')} questions of the same seeded order, "
+        "no negatives), dequantised to fp32"
         if p.get("init_from")
         else f"all-MiniLM-L6-v2 with a new span head (torch seed {p.get('seed')})"
     )
@@ -78,7 +96,12 @@ span's `margin` (span score minus no-answer score) is what the app's confidence 
 - Optimizer steps: {meta.get("steps_exported", meta.get("steps_done"))} exported of {meta.get("total_steps")}
   planned (stopped early: {meta.get("stopped_early")}; reschedules: {meta.get("reschedules") or "none"}).
 
-## Command
+## Commands
+Training (resumable: the same command continues from its checkpoint folder):
+```
+{train_command(meta)}
+```
+Export of the weights shipped here:
 ```
 {(command or "(not recorded)").strip()}
 ```

@@ -69,6 +69,9 @@ def export(
     meta_path = checkpoint_dir / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {"params": ck["params"]}
     meta["steps_exported"] = int(ck["step"])
+    init = meta.get("params", {}).get("init_from")
+    if init and (Path(init) / WEIGHTS_FILE).is_file():
+        meta["init_from_sha256"] = sha256_file(Path(init) / WEIGHTS_FILE)
     packed = quantized_state(ck["model"])
     atomic_write_with(out_dir / WEIGHTS_FILE, lambda fh: torch.save(packed, fh))
     cfg = json.loads((checkpoint_dir / CONFIG_FILE).read_text(encoding="utf-8"))
