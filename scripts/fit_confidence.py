@@ -150,7 +150,7 @@ def main() -> None:
             + [(ex.question, (), None) for ex in outside_q]
             + [(ex.question, (), None) for ex in near]
         )
-        for name, passages, names in (("reader", 2, FEATURES), ("sentences", 0, ("retrieval", "sentence"))):
+        for name, passages, names in (("reader", 2, FEATURES), ("sentences", 0, ("retrieval", "sentence", "specific"))):
             qa = QA.load(settings=replace(settings, reader_passages=passages), reader=Reader(args.reader))
             per_q = collect(qa, questions, names)
             x = np.array([r[0] for q in per_q for r in q["rows"]])

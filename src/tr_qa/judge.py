@@ -19,7 +19,7 @@ from typing import Any
 from tr_qa.types import Answer, Candidate, Evidence, Judged, Span
 
 FITTED_FILE = Path(__file__).parent / "data" / "confidence.json"
-FEATURES = ("retrieval", "sentence", "margin", "prob")
+FEATURES = ("retrieval", "sentence", "margin", "prob", "specific")
 # Without the reader a passage past the reader's reach ranks by retrieval alone, weighted like this.
 UNREAD_WEIGHT = 0.5
 
@@ -75,7 +75,7 @@ def load_strategy(name: str, path: Path = FITTED_FILE) -> Strategy:
 def features(candidate: Candidate) -> dict[str, float]:
     """The judge's inputs for one candidate."""
     hit, read = candidate.sentence, candidate.read
-    out = {"retrieval": candidate.passage.score, "sentence": hit.score if hit else 0.0}
+    out = {"retrieval": candidate.passage.score, "sentence": hit.score if hit else 0.0, "specific": candidate.specific}
     if read is not None:
         # The margin is clipped: past a few logits it adds certainty nobody can use, and it keeps z finite.
         out["margin"] = max(-20.0, min(20.0, read.margin))

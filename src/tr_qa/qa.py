@@ -15,6 +15,7 @@ from tr_qa.highlight import Highlighter, asks_for_explanation
 from tr_qa.index import IndexData, load
 from tr_qa.judge import Judge, load_strategy
 from tr_qa.retrieve import Retriever
+from tr_qa.text import specific_overlap
 from tr_qa.types import Candidate, Document, Judged, Result
 
 if TYPE_CHECKING:
@@ -131,7 +132,12 @@ class QA:
         q_vec = self.embedder.encode([question])[0]
         passages = self.retriever.passages(self.retriever.search(question, q_vec, method), k)
         cands = [
-            Candidate(p, rank, self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end))
+            Candidate(
+                p,
+                rank,
+                self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end),
+                specific=specific_overlap(question, p.text),
+            )
             for rank, p in enumerate(passages)
         ]
         reader = self.reader

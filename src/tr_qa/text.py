@@ -41,3 +41,32 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Content terms: words without stopwords, lightly stemmed."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+
+
+def specific_terms(question: str) -> list[str]:
+    """The question's pinning words: numbers and years, and capitalised names that are not its first word.
+
+    A passage that lacks them is a near miss (the right subject, another year or company), the commonest way an
+    unanswerable question gets a confident wrong answer.
+    """
+    out = [m.group(0).replace(",", "") for m in _NUMBER.finditer(question)]
+    for m in _NAME.finditer(question):
+        if m.start() == len(question) - len(question.lstrip()):
+            continue  # the first word is capitalised anyway
+        words = [w for w in m.group(0).split() if w.lower() not in STOPWORDS]
+        if words:
+            out.append(" ".join(words).lower())
+    return out
+
+
+def specific_overlap(question: str, passage: str) -> float:
+    """Share of the question's specific terms found in the passage (1.0 when the question has none)."""
+    wanted = specific_terms(question)
+    if not wanted:
+        return 1.0
+    hay = " ".join(passage.lower().replace(",", "").split())
+    return sum(w in hay for w in wanted) / len(wanted)

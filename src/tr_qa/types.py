@@ -148,6 +148,8 @@ class Candidate:
     rank: int
     sentence: SentenceHit | None = None
     read: ReaderSpan | None = None
+    # Share of the question's numbers and names that the passage contains (1.0 when it names none).
+    specific: float = 1.0
 
 
 @dataclass(frozen=True)
