@@ -1,18 +1,21 @@
-"""HTTP benchmark of `tr-qa serve`: POST /api/ask latency over sequential calls, and throughput with many clients.
+"""HTTP benchmark of `tr-qa serve`: sequential POST /api/ask latency, then many clients for a fixed time.
 
-Usage: .venv/bin/python scripts/bench_api.py [--index index] [--sequential 200] [--clients 20] [--calls 10]
-Starts the server itself (rate limit off) on a free port and stops it at the end; prints one JSON object.
+Usage: .venv/bin/python scripts/bench_api.py [--index index] [--sequential 50] [--clients 50] [--seconds 60]
+Starts the server itself (rate limit off, everything else as configured) on a free port, stops it at the end and
+prints one JSON object: throughput, latency percentiles of the answered requests, how many were shed (503) or
+limited (429), anything else that went wrong, /healthz latency while loaded, and the server's memory before,
+at the peak of, and after the load. Clients honour Retry-After, as a well-behaved client would. Each loaded
+question is made unique (a numbered suffix) so the answer cache cannot serve it; --repeat asks the evaluation
+questions verbatim instead, which measures the cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,86 +23,111 @@ import httpx
 
 from tr_qa.evaluate import load_qa_file
 from tr_qa.metrics import percentile
+from tr_qa.web.server import ServeProcess
 
 
-def free_port() -> int:
-    """A port nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def ms(values: list[float], q: float) -> float | None:
+    """The q-th percentile in ms, rounded; None for no values."""
+    return round(percentile(values, q), 1) if values else None
 
 
 def main() -> None:
-    """Run both measurements and print them."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Run the measurements and print them."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, default=Path("index"))
-    parser.add_argument("--sequential", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--calls", type=int, default=10, help="Calls per concurrent client.")
+    parser.add_argument("--sequential", type=int, default=50, help="Sequential calls before the load.")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0, help="How long the clients keep asking.")
+    parser.add_argument("--settle", type=float, default=10.0, help="Idle seconds before memory is measured after.")
+    parser.add_argument("--log", type=Path, help="Keep the server's output here.")
+    parser.add_argument("--repeat", action="store_true", help="Ask the questions verbatim (cache hits allowed).")
     args = parser.parse_args()
     questions = [i.question for i in load_qa_file(Path("eval/qa.jsonl"))]
-    port = free_port()
-    env = {**os.environ, "TR_QA_RATE_LIMIT": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tr_qa", "serve", "--port", str(port), "--index", str(args.index)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServeProcess(["--index", str(args.index)], {"TR_QA_RATE_LIMIT": "0"}, args.log)
+    out: dict[str, object] = {}
     try:
-        started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.perf_counter() - started > 180:
-                raise SystemExit("server did not start")
-            time.sleep(0.5)
-        startup_s = time.perf_counter() - started
+        out["startup_to_healthy_s"] = round(server.start(), 1)
+        ask_url, health_url = f"{server.url}/api/ask", f"{server.url}/healthz"
         with httpx.Client(timeout=60) as client:
-            latencies = []
+            sequential = []
             for i in range(args.sequential):
                 t = time.perf_counter()
-                r = client.post(f"{base}/api/ask", json={"question": questions[i % len(questions)], "k": 5})
-                r.raise_for_status()
-                latencies.append((time.perf_counter() - t) * 1000)
+                client.post(ask_url, json={"question": questions[i % len(questions)], "k": 5}).raise_for_status()
+                sequential.append((time.perf_counter() - t) * 1000)
+        out |= {"sequential_calls": len(sequential), "sequential_ms_p50": ms(sequential, 50)}
+        out["sequential_ms_p95"] = ms(sequential, 95)
+        time.sleep(2)
+        out["rss_mb_before_load"] = round(server.rss_mb())
 
-        def one_client(c: int) -> list[float]:
-            out = []
-            with httpx.Client(timeout=120) as client:
-                for j in range(args.calls):
+        deadline = time.perf_counter() + args.seconds
+        answered: list[float] = []
+        codes: Counter[str] = Counter()
+        health: list[float] = []
+        peak = [server.rss_mb()]
+        lock = threading.Lock()
+
+        def one_client(c: int) -> None:
+            with httpx.Client(timeout=120) as http:
+                j = 0
+                while time.perf_counter() < deadline:
+                    q = questions[(c * 7919 + j) % len(questions)]
+                    q = q if args.repeat else f"{q} ({c}.{j})"
+                    j += 1
                     t = time.perf_counter()
-                    q = questions[(c * args.calls + j) % len(questions)]
-                    client.post(f"{base}/api/ask", json={"question": q, "k": 5}).raise_for_status()
-                    out.append((time.perf_counter() - t) * 1000)
-            return out
+                    try:
+                        r = http.post(ask_url, json={"question": q, "k": 5})
+                    except httpx.HTTPError as exc:
+                        with lock:
+                            codes[type(exc).__name__] += 1
+                        continue
+                    elapsed = (time.perf_counter() - t) * 1000
+                    with lock:
+                        codes[str(r.status_code)] += 1
+                        if r.status_code == 200:
+                            answered.append(elapsed)
+                    if r.status_code in (429, 503):
+                        wait = float(r.headers.get("retry-after", "1"))
+                        time.sleep(max(0.0, min(wait, deadline - time.perf_counter())))
 
-        t = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            concurrent = [x for xs in pool.map(one_client, range(args.clients)) for x in xs]
-        wall = time.perf_counter() - t
+        def watch() -> None:
+            with httpx.Client(timeout=30) as http:
+                while time.perf_counter() < deadline:
+                    t = time.perf_counter()
+                    http.get(health_url).raise_for_status()
+                    health.append((time.perf_counter() - t) * 1000)
+                    peak.append(server.rss_mb())
+                    time.sleep(0.25)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.clients + 1) as pool:
+            jobs = [pool.submit(one_client, c) for c in range(args.clients)] + [pool.submit(watch)]
+            for job in jobs:
+                job.result()
+        wall = time.perf_counter() - started
+        time.sleep(args.settle)
+        out |= {
+            "clients": args.clients,
+            "unique_questions": not args.repeat,
+            "seconds": round(wall, 1),
+            "requests": sum(codes.values()),
+            "answered": len(answered),
+            "answered_per_s": round(len(answered) / wall, 1),
+            "requests_per_s": round(sum(codes.values()) / wall, 1),
+            "status_counts": dict(sorted(codes.items())),
+            "errors_other_than_503_429": sum(n for k, n in codes.items() if k not in ("200", "503", "429")),
+            "answered_ms_p50": ms(answered, 50),
+            "answered_ms_p95": ms(answered, 95),
+            "answered_ms_p99": ms(answered, 99),
+            "healthz_under_load_ms_p50": ms(health, 50),
+            "healthz_under_load_ms_p99": ms(health, 99),
+            "healthz_under_load_ms_max": round(max(health), 1) if health else None,
+            "rss_mb_peak": round(max(peak)),
+            "rss_mb_after_settle": round(server.rss_mb()),
+        }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    print(
-        json.dumps(
-            {
-                "startup_to_healthy_s": round(startup_s, 1),
-                "sequential_calls": len(latencies),
-                "sequential_ms_p50": round(percentile(latencies, 50), 1),
-                "sequential_ms_p95": round(percentile(latencies, 95), 1),
-                "concurrent_clients": args.clients,
-                "concurrent_calls": len(concurrent),
-                "throughput_rps": round(len(concurrent) / wall, 1),
-                "concurrent_ms_p50": round(percentile(concurrent, 50), 1),
-                "concurrent_ms_p95": round(percentile(concurrent, 95), 1),
-            },
-            indent=2,
-        )
-    )
+        out["server_exit_code"] = server.stop()
+        out["server_printed_traceback"] = "Traceback" in server.output()
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
+from tr_qa.web.server import LiveServer, free_port
+
+__all__ = ["LiveServer", "free_port"]  # the web tests import the shared server helpers from here too
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -64,6 +68,22 @@ HOSTILE_TEXT = (
 )
 
 
+# Questions every surface (CLI, Python API, HTTP, chat) must refuse, with the words that name the rule broken.
+BAD_QUESTIONS = [
+    pytest.param("who \ud800 x", "lone surrogate U+D800", id="lone-surrogate"),
+    pytest.param("who \udcff x", "lone surrogate U+DCFF", id="invalid-utf8-byte"),
+    pytest.param("\u200b\u200b\u200b", "no visible characters", id="zero-width-only"),
+    pytest.param(" \u200b\u2060\ufeff\u00ad\u3164 ", "no visible characters", id="invisible-only"),
+    pytest.param("who \u202eeht si", "bidirectional control character (U+202E", id="bidi-override"),
+    pytest.param("who \u2066is\u2069 it", "bidirectional control character (U+2066", id="bidi-isolate"),
+    pytest.param("bail\x00out", "control characters (first: U+0000", id="nul"),
+    pytest.param("tab\x1bescape", "control characters (first: U+001B", id="escape"),
+    pytest.param("next\x85line", "control characters (first: U+0085", id="c1-control"),
+    pytest.param("   \n\t ", "question is empty", id="blank"),
+    pytest.param("[" * 8000 + "]" * 8000, "question is too long", id="nested-brackets-16k"),
+]
+
+
 @pytest.fixture(scope="session")
 def web_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """Settings for an index of seeds/ plus the hostile document."""
@@ -78,52 +98,6 @@ def web_qa(web_settings: Settings, embedder: Embedder):
     return QA.load(settings=web_settings, embedder=embedder)
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """A real uvicorn server for one FastAPI app, in a thread, on a free port."""
-
-    def __init__(self, app, port: int | None = None) -> None:
-        import threading
-
-        import uvicorn
-
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> LiveServer:
-        """Start and wait until /healthz answers."""
-        import time
-
-        import httpx
-
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server on port {self.port} did not start")
-
-    def stop(self) -> None:
-        """Ask uvicorn to exit and wait for it."""
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture(scope="session")
 def page_port() -> int:
     """Port of the static server that plays the campaign site in the embed tests."""
@@ -133,9 +107,8 @@ def page_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(web_qa, page_port: int):
     """The app on a free port; http://allowed.test:<page_port> may embed it. Rate limit high: tests share one IP."""
-    from tr_qa.app import build_app
+    from tr_qa.web.app import build_app
 
-    app = build_app(web_qa, [f"http://allowed.test:{page_port}"], rate_limit=100_000)
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
+    settings = replace(web_qa.settings, allow_origins=(f"http://allowed.test:{page_port}",), rate_limit="100000/60")
+    with LiveServer(build_app(web_qa, settings)) as server:
+        yield server

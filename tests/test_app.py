@@ -5,30 +5,27 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HOSTILE_ID, HOSTILE_QUESTION, HOSTILE_TEXT, LiveServer, free_port
+from conftest import HOSTILE_ID, HOSTILE_QUESTION, HOSTILE_TEXT, LiveServer
 
-from tr_qa.app import (
-    MAX_QUESTION_CHARS,
-    RateLimiter,
-    build_app,
-    parse_origins,
-    parse_rate_limit,
-    result_html,
-    validate_origin,
-)
+from tr_qa.config import Settings
 from tr_qa.errors import InputError
 from tr_qa.types import Passage, Result, Span
+from tr_qa.web.app import build_app
+from tr_qa.web.limits import RateLimiter, parse_rate_limit
+from tr_qa.web.render import result_html
+from tr_qa.web.security import parse_origins, validate_origin
+from tr_qa.web.server import ServeProcess
 
 QUESTION = "How much was the 2016 bail out?"
 ROOT = Path(__file__).resolve().parents[1]
+MAX_QUESTION_CHARS = Settings.web_question_chars  # the web's limit (the library allows 2,000)
 
 
 def ask(server: LiveServer, body: object, *, raw: bytes | None = None, headers: dict[str, str] | None = None):
@@ -121,12 +118,14 @@ def test_result_html_escapes_document_text_and_adds_only_own_tags() -> None:
 # --- the live server ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_healthz(live_server: LiveServer, web_qa) -> None:
     r = httpx.get(f"{live_server.url}/healthz")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "documents": len(web_qa.documents), "chunks": len(web_qa.data.chunks)}
 
 
+@pytest.mark.integration
 def test_api_ask_returns_the_cli_json_shape(live_server: LiveServer, web_qa) -> None:
     r = ask(live_server, {"question": QUESTION, "k": 3})
     assert r.status_code == 200
@@ -137,16 +136,19 @@ def test_api_ask_returns_the_cli_json_shape(live_server: LiveServer, web_qa) -> 
     assert body["abstained"] is False and "42" in body["answer"]["text"]
 
 
+@pytest.mark.integration
 def test_api_ask_default_k(live_server: LiveServer, web_qa) -> None:
     r = ask(live_server, {"question": QUESTION})
     assert r.status_code == 200 and len(r.json()["passages"]) == web_qa.settings.k
 
 
+@pytest.mark.integration
 def test_api_ask_accepts_the_longest_question(live_server: LiveServer) -> None:
     question = ("probation " * 200)[:MAX_QUESTION_CHARS]
     assert ask(live_server, {"question": question, "k": 1}).status_code == 200
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("body", "raw", "message"),
     [
@@ -175,28 +177,39 @@ def test_api_ask_bad_input_is_a_4xx_json_error(live_server: LiveServer, body, ra
     assert "Traceback" not in r.text
 
 
+@pytest.mark.integration
 def test_api_ask_body_too_large(live_server: LiveServer) -> None:
     r = ask(live_server, None, raw=json.dumps({"question": "x" * 20_000}).encode())
     assert r.status_code == 413 and "too large" in r.json()["error"]
 
 
-def test_api_wrong_method_is_not_a_500(live_server: LiveServer) -> None:
+@pytest.mark.integration
+def test_api_wrong_method_is_a_json_405(live_server: LiveServer) -> None:
     r = httpx.get(f"{live_server.url}/api/ask")
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert "method GET is not allowed" in r.json()["error"]
 
 
+@pytest.mark.integration
 def test_concurrent_api_calls_give_the_sequential_answer(live_server: LiveServer) -> None:
     expected = ask(live_server, {"question": QUESTION, "k": 3}).json()
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda _: ask(live_server, {"question": QUESTION, "k": 3}), range(40)))
-    assert [r.status_code for r in responses] == [200] * 40
-    assert all(r.json() == expected for r in responses)
+    # Past the answer slots and the waiting line the server sheds load; every question it takes gets the
+    # sequential answer, and at least a full gate's worth is always taken.
+    answered = [r for r in responses if r.status_code == 200]
+    shed = [r for r in responses if r.status_code == 503]
+    assert len(answered) + len(shed) == 40
+    assert len(answered) >= Settings().answer_slots + Settings().answer_queue
+    assert all(r.json() == expected for r in answered)
+    assert all(int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["error"] for r in shed)
 
 
+@pytest.mark.integration
 def test_rate_limit_answers_429_and_the_chat_says_so(web_qa) -> None:
     from gradio_client import Client
 
-    server = LiveServer(build_app(web_qa, rate_limit=3, rate_window=60)).start()
+    server = LiveServer(build_app(web_qa, replace(web_qa.settings, rate_limit="3/60"))).start()
     try:
         codes = [ask(server, {"question": QUESTION, "k": 1}).status_code for _ in range(3)]
         assert codes == [200, 200, 200]
@@ -213,6 +226,7 @@ def test_rate_limit_answers_429_and_the_chat_says_so(web_qa) -> None:
 # --- origins: CORS and framing ------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_cors_allows_only_the_listed_origin(live_server: LiveServer, page_port: int) -> None:
     allowed, other = f"http://allowed.test:{page_port}", f"http://other.test:{page_port}"
     for path in ("/api/ask", "/gradio_api/queue/join"):
@@ -234,13 +248,14 @@ def test_cors_allows_only_the_listed_origin(live_server: LiveServer, page_port: 
     assert "access-control-allow-origin" not in r.headers
 
 
+@pytest.mark.integration
 def test_frame_ancestors_lists_only_allowed_origins(live_server: LiveServer, page_port: int, web_qa) -> None:
     r = httpx.get(f"{live_server.url}/")
     assert r.status_code == 200
     assert r.headers["content-security-policy"] == f"frame-ancestors 'self' http://allowed.test:{page_port}"
     assert "x-frame-options" not in r.headers
     # Deny by default: with no allowed origin only the app itself may frame it.
-    server = LiveServer(build_app(web_qa)).start()
+    server = LiveServer(build_app(web_qa, replace(web_qa.settings, allow_origins=()))).start()
     try:
         r = httpx.get(f"{server.url}/", headers={"Origin": "http://localhost:1234"})
         assert r.headers["content-security-policy"] == "frame-ancestors 'self'"
@@ -261,6 +276,7 @@ def text_of(message: dict) -> str:
     return str(content)
 
 
+@pytest.mark.integration
 def test_gradio_client_chat(live_server: LiveServer) -> None:
     from gradio_client import Client
 
@@ -269,7 +285,8 @@ def test_gradio_client_chat(live_server: LiveServer) -> None:
     assert box == ""
     assert [m["role"] for m in history] == ["user", "assistant"]
     reply = text_of(history[-1])
-    assert reply.startswith("<p>Answer: <mark><strong>") and "£42m" in reply
+    # Plain answer or best guess is the judge's call (tests/test_qa.py); the chat shows either the same way.
+    assert re.match(r"<p>(Answer|Best guess, weak evidence): <mark><strong>£42m</strong></mark>", reply), reply
     assert f"{live_server.url}/doc/" in reply  # absolute links, so they work inside the widget
     # Multi-turn: the history comes back with the next answer appended.
     _, history = client.predict("What losses are the companies facing by 2022?", history, api_name="/ask")
@@ -281,13 +298,16 @@ def test_gradio_client_chat(live_server: LiveServer) -> None:
     assert box == "y" * (MAX_QUESTION_CHARS + 5)  # kept so the user can shorten it
 
 
+@pytest.mark.integration
 def test_gradio_rest_shortcut_is_closed(live_server: LiveServer) -> None:
-    # api_open=False: /gradio_api/run/... would skip the queue, its concurrency limit and the rate limit.
-    r = httpx.post(f"{live_server.url}/gradio_api/run/ask", json={"data": [QUESTION, []]})
-    assert r.status_code >= 400
-    assert "£42m" not in r.text
+    # /gradio_api/run/... would skip the queue, its concurrency limit and the rate limit; the chat's own
+    # browser-only events (fill an example, clear) need no server route, so it is closed altogether.
+    for name in ("ask", "predict"):
+        r = httpx.post(f"{live_server.url}/gradio_api/run/{name}", json={"data": [QUESTION, []]})
+        assert r.status_code == 404 and r.json() == {"error": f"not found: /gradio_api/run/{name}"}
 
 
+@pytest.mark.integration
 def test_widget_js_is_served_by_the_app(live_server: LiveServer) -> None:
     r = httpx.get(f"{live_server.url}/widget.js")
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
@@ -299,6 +319,7 @@ def test_widget_js_is_served_by_the_app(live_server: LiveServer) -> None:
 # --- document pages -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_doc_page_highlights_and_escapes(live_server: LiveServer, web_qa) -> None:
     doc = web_qa.document(HOSTILE_ID)
     start = doc.text.index("The Zanzibar")
@@ -317,11 +338,13 @@ def test_doc_page_highlights_and_escapes(live_server: LiveServer, web_qa) -> Non
     assert "<strong>£77m</strong>" in marked.group(1)
 
 
+@pytest.mark.integration
 def test_doc_page_without_highlight(live_server: LiveServer) -> None:
     r = httpx.get(f"{live_server.url}/doc/{HOSTILE_ID}")
     assert r.status_code == 200 and "<mark" not in r.text and "Zanzibar quarry report" in r.text
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -343,6 +366,7 @@ def test_doc_page_errors(live_server: LiveServer, path: str, status: int) -> Non
     assert "<script" not in r.text and "Traceback" not in r.text
 
 
+@pytest.mark.integration
 def test_hostile_answer_through_the_api_is_data(live_server: LiveServer) -> None:
     body = ask(live_server, {"question": HOSTILE_QUESTION, "k": 3}).json()
     top = body["passages"][0]
@@ -353,11 +377,11 @@ def test_hostile_answer_through_the_api_is_data(live_server: LiveServer) -> None
 # --- serve() -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_serve_builds_a_missing_index_and_merges_env_origins(tmp_path, monkeypatch, capsys) -> None:
     import uvicorn
 
-    from tr_qa import app as app_module
-    from tr_qa.config import Settings
+    from tr_qa import app as app_module  # the old import path still works
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -369,38 +393,29 @@ def test_serve_builds_a_missing_index_and_merges_env_origins(tmp_path, monkeypat
     app_module.serve(settings, host="127.0.0.1", port=8123, allow_origins=["https://cli.example"])
     assert (tmp_path / "index" / "CURRENT").is_file()
     assert captured["port"] == 8123 and captured["host"] == "127.0.0.1"
+    assert captured["proxy_headers"] is False  # uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1
     err = capsys.readouterr().err
     assert "building the index" in err
     assert "https://cli.example, https://campaign.example, http://localhost:8000" in err
+    assert "trusted proxies: none (X-Forwarded-For is ignored)" in err
 
 
 def test_serve_rejects_a_bad_origin_before_loading(tmp_path, monkeypatch) -> None:
-    from tr_qa import app as app_module
-    from tr_qa.config import Settings
+    from tr_qa.web.app import serve
 
     monkeypatch.setenv("TR_QA_ALLOW_ORIGINS", "https://ok.example,https://bad.example/path")
     with pytest.raises(InputError, match=re.escape("https://bad.example/path")):
-        app_module.serve(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"))
+        serve(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"))
+    assert not (tmp_path / "index").exists()
 
 
-def test_tr_qa_serve_command_starts(web_settings) -> None:
-    port = free_port()
-    cmd = [sys.executable, "-m", "tr_qa", "serve", "--port", str(port), "--index", str(web_settings.index_dir)]
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@pytest.mark.integration
+def test_tr_qa_serve_command_starts(web_settings, tmp_path: Path) -> None:
+    server = ServeProcess(["--index", str(web_settings.index_dir)], {"TR_QA_THREADS": "1"}, tmp_path / "serve.log")
     try:
-        while time.monotonic() - started < 120:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("tr-qa serve did not answer /healthz within 120 s")
-        print(f"tr-qa serve answered /healthz after {time.monotonic() - started:.1f} s")
-        r = httpx.post(f"http://127.0.0.1:{port}/api/ask", json={"question": QUESTION, "k": 1}, timeout=30)
+        print(f"tr-qa serve answered /healthz after {server.start(timeout=180):.1f} s")
+        r = httpx.post(f"{server.url}/api/ask", json={"question": QUESTION, "k": 1}, timeout=30)
         assert r.status_code == 200 and "42" in r.json()["answer"]["text"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        server.stop()
+    assert "Traceback" not in server.output()

@@ -39,7 +39,7 @@ ANSWER_TIMEOUT = 45_000  # ms; the 2-core machine is shared, the first answer ma
 QUESTION = "How much was the 2016 bail out?"
 BOT = "#tr-qa-chat [data-testid='bot']"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 class Recorder:
@@ -194,6 +194,23 @@ def test_keyboard_only_ask_examples_and_clear(context, live_server: LiveServer) 
     assert page.locator("#tr-qa-chat [data-testid='user']").last.text_content().strip() == QUESTION
     shot(page, "keyboard-example")
     assert rec.hosts() == {urlsplit(live_server.url).netloc}, rec.requests
+
+
+def test_a_conversation_sends_its_history_back_and_bad_questions_name_the_rule(context, live_server) -> None:
+    # Every question carries the history the browser holds: it must pass the server's check of chat bodies.
+    page = context.new_page()
+    rec = Recorder(page)
+    page.goto(f"{live_server.url}/?__theme=light")
+    ask_in_page(page, QUESTION)
+    page.locator(BOT).nth(0).locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+    ask_in_page(page, "What losses are the companies facing by 2022?")
+    page.locator(BOT).nth(1).locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+    assert "443m" in (page.locator(BOT).nth(1).text_content() or "")
+    ask_in_page(page, "\u200b\u200b")
+    third = page.locator(BOT).nth(2)
+    third.wait_for(timeout=ANSWER_TIMEOUT)
+    assert "no visible characters" in (third.text_content() or "")
+    assert not rec.errors and not [c for c in rec.console if c.startswith("error")], rec.console
 
 
 SAFE_TAGS = {"DIV", "SPAN", "P", "STRONG", "MARK", "A", "BLOCKQUOTE", "BR", "DETAILS", "SUMMARY"}

@@ -9,17 +9,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tr_qa import index
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
-from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
 from tr_qa.qa import QA
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration  # real embedding model, real FAISS
 
 
 def small_corpus(path: Path) -> Path:
@@ -55,16 +58,19 @@ def test_building_again_with_no_change_embeds_nothing(small: Settings, embedder:
     assert report.unchanged and report.embedded_chunks == 0
 
 
-def test_changing_one_document_reembeds_only_its_chunks(small: Settings, embedder: Embedder) -> None:
+def test_changing_one_document_reembeds_only_its_new_text(small: Settings, embedder: Embedder) -> None:
     before = index.load(small.index_dir)
     path = small.corpus_dir / "004_a9da44ecae937e51.txt"
     path.write_text(path.read_text(encoding="utf-8") + "\nA new closing line about Napo.\n", encoding="utf-8")
     report = index.build(small, embedder=embedder, progress=False)
     after = index.load(small.index_dir)
-    n_changed = sum(1 for c in after.chunks if c.doc_id == "004_a9da44ecae937e51.txt")
+    old_texts = {c.text for c in before.chunks}
+    new_texts = [c.text for c in after.chunks if c.text not in old_texts]
     assert report.changed == ("004_a9da44ecae937e51.txt",)
-    assert report.embedded_chunks == n_changed
-    assert report.reused_chunks == sum(1 for c in before.chunks if c.doc_id == "000_c3ebf7a9a73dcbbe.txt")
+    # Only the chunks whose text is new are embedded: the appended line changes the last chunk, not the others.
+    assert report.embedded_chunks == len(new_texts) >= 1
+    assert report.embedded_chunks < sum(1 for c in after.chunks if c.doc_id == "004_a9da44ecae937e51.txt")
+    assert report.reused_chunks == len(after.chunks) - len(new_texts)
     # Reused vectors are the same vectors.
     old = [i for i, c in enumerate(before.chunks) if c.doc_id.startswith("000")]
     new = [i for i, c in enumerate(after.chunks) if c.doc_id.startswith("000")]
@@ -117,11 +123,12 @@ def test_a_build_failing_midway_leaves_the_previous_index(
     (small.corpus_dir / "new.txt").write_text("A new document about probation.\n", encoding="utf-8")
 
     def boom(*_args: object) -> None:
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index, "_write_text_atomic", boom)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(index, "atomic_write_text", boom)
+    with pytest.raises(IndexWriteError, match=r"cannot write the index in .* \(No space left on device\)") as info:
         index.build(small, embedder=embedder, progress=False)
+    assert "\n" not in str(info.value)
     after = index.load(small.index_dir)
     assert after.path == before.path and set(after.documents) == set(before.documents)
     assert [p.name for p in small.index_dir.glob("gen-*")] == [before.path.name]
@@ -154,3 +161,365 @@ def test_a_new_title_from_metadata_is_stored_without_embedding(small: Settings, 
     report = index.build(small, embedder=embedder, progress=False)
     assert not report.unchanged and report.embedded_chunks == 0
     assert index.load(small.index_dir).documents["004_a9da44ecae937e51.txt"].title == "West Midlands deal"
+
+
+def test_killed_builds_leave_nothing_behind_after_the_next_build(small: Settings, embedder: Embedder) -> None:
+    live = index.load(small.index_dir).path.name
+    # What kills leave: a generation never swapped in, the previous one after a swap, a half-written pointer.
+    (small.index_dir / "gen-20200101-000000-half").mkdir()
+    (small.index_dir / "gen-20200101-000000-half" / "faiss.index").write_bytes(b"partial")
+    (small.index_dir / "gen-20190101-000000-old").mkdir()
+    (small.index_dir / ".CURRENT.tmp1234").write_text("gen-20200101-000000-half\n")
+    report = index.build(small, embedder=embedder, progress=False)
+    assert report.unchanged  # nothing to embed, yet the leftovers go
+    assert sorted(p.name for p in small.index_dir.iterdir()) == sorted([index.CURRENT, index.LOCK, live])
+
+
+# --- a damaged index: one line naming the file, and `tr-qa index` rebuilds it ------------------------------------
+
+TINY = {
+    "napo.txt": "Napo news\n\nNapo is the probation union. It opposed the reforms in 2014.\n\n"
+    "The union said the plan would fail. Members voted against it.\n",
+    "crc.txt": "CRC report\n\nThe companies were paid £42m in 2016. Inspectors criticised the work.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """A built index of two short documents, copied by each test that damages it."""
+    base = tmp_path_factory.mktemp("tiny")
+    (base / "corpus").mkdir()
+    for name, text in TINY.items():
+        (base / "corpus" / name).write_text(text, encoding="utf-8")
+    index.build(Settings(corpus_dir=base / "corpus", index_dir=base / "index"), embedder=embedder, progress=False)
+    return base
+
+
+@pytest.fixture()
+def tiny(tiny_index: Path, tmp_path: Path) -> Settings:
+    shutil.copytree(tiny_index, tmp_path, dirs_exist_ok=True)
+    return Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+
+
+def _gen(settings: Settings) -> Path:
+    return settings.index_dir / (settings.index_dir / index.CURRENT).read_text().strip()
+
+
+def _edit_json(path: Path, change: Callable[[dict], object]) -> None:
+    data = json.loads(path.read_text())
+    result = change(data)
+    path.write_text(json.dumps(data if result is None else result))
+
+
+def _edit_jsonl(path: Path, change: Callable[[dict], None], line: int = 0) -> None:
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    change(rows[line])
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:
+        np.save(fh, array)
+
+
+def _faiss_of_dims(path: Path, dims: int, rows: int) -> None:
+    import faiss
+
+    flat = faiss.IndexFlatIP(dims)
+    flat.add(np.ones((rows, dims), np.float32))
+    faiss.write_index(flat, str(path))
+
+
+# (what is damaged, how, the file the message must name, words it must contain)
+DAMAGE: list = [
+    pytest.param(
+        lambda s, g: (s.index_dir / "CURRENT").write_bytes(b"\x89PNG\r\n\x00\xff"),
+        "CURRENT",
+        "not text",
+        id="binary-CURRENT",
+    ),
+    pytest.param(
+        lambda s, g: (s.index_dir / "CURRENT").write_text("gen-missing\n"),
+        "CURRENT",
+        "does not exist",
+        id="CURRENT-names-nothing",
+    ),
+    pytest.param(
+        lambda s, g: (s.index_dir / "CURRENT").write_text("../../etc\n"),
+        "CURRENT",
+        "not a generation",
+        id="CURRENT-traversal",
+    ),
+    pytest.param(
+        lambda s, g: (g / "manifest.json").write_text("[]"),
+        "manifest.json",
+        "holds list, not an object",
+        id="manifest-list",
+    ),
+    pytest.param(
+        lambda s, g: _edit_json(g / "manifest.json", lambda m: m.update(model="MiniLM")),
+        "manifest.json",
+        "model must be an object",
+        id="manifest-string-model",
+    ),
+    pytest.param(
+        lambda s, g: (g / "manifest.json").write_text('{"format_version": 1,'),
+        "manifest.json",
+        "not JSON",
+        id="manifest-truncated",
+    ),
+    pytest.param(lambda s, g: (g / "manifest.json").unlink(), "manifest.json", "No such file", id="manifest-missing"),
+    pytest.param(
+        lambda s, g: _edit_json(g / "manifest.json", lambda m: m["counts"].update(chunks=999)),
+        "manifest.json",
+        "counts differ",
+        id="manifest-counts",
+    ),
+    pytest.param(
+        lambda s, g: (g / "sentences.npy").write_bytes(b""),
+        "sentences.npy",
+        "not a NumPy array",
+        id="sentences-empty-file",
+    ),
+    pytest.param(
+        lambda s, g: _save(g / "sentences.npy", np.load(g / "sentences.npy").astype(np.float64)),
+        "sentences.npy",
+        "expected float32",
+        id="sentences-float64",
+    ),
+    pytest.param(
+        lambda s, g: _save(g / "sentences.npy", np.load(g / "sentences.npy")[:-1]),
+        "sentences.npy",
+        "expected float32",
+        id="sentences-short",
+    ),
+    pytest.param(
+        lambda s, g: _save(g / "sentences.npy", np.full_like(np.load(g / "sentences.npy"), np.nan)),
+        "sentences.npy",
+        "not finite",
+        id="sentences-nan",
+    ),
+    pytest.param(
+        lambda s, g: (g / "faiss.index").write_bytes(b"garbage"),
+        "faiss.index",
+        "FAISS cannot read it",
+        id="faiss-garbage",
+    ),
+    pytest.param(
+        lambda s, g: _faiss_of_dims(g / "faiss.index", 8, index.load(s.index_dir).faiss_index.ntotal),
+        "faiss.index",
+        "vectors of 384, found",
+        id="faiss-wrong-dims",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "chunks.jsonl", lambda r: r.update(end=10**6)),
+        "chunks.jsonl",
+        "lie outside",
+        id="chunk-offsets-outside",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "chunks.jsonl", lambda r: r.update(start=r["start"] + 1, end=r["end"] + 1)),
+        "chunks.jsonl",
+        "does not match its text",
+        id="chunk-offsets-shifted",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "chunks.jsonl", lambda r: r.update(doc="other.txt")),
+        "chunks.jsonl",
+        "names no indexed document",
+        id="chunk-unknown-document",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r.update(text=r["text"].upper())),
+        "documents.jsonl",
+        "does not match its hash",
+        id="document-text-edited",
+    ),
+    pytest.param(
+        lambda s, g: (g / "documents.jsonl").write_bytes(b"\xff\xfe{}\n"),
+        "documents.jsonl",
+        "not UTF-8",
+        id="documents-not-utf8",
+    ),
+    pytest.param(
+        lambda s, g: (g / "documents.jsonl").write_text((g / "documents.jsonl").read_text()[:-40]),
+        "documents.jsonl",
+        "is not JSON",
+        id="documents-truncated",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r["analysis"]["sentences"].append([0, 10**6])),
+        "documents.jsonl",
+        "outside",
+        id="sentence-outside-document",
+    ),
+]
+
+
+@pytest.mark.parametrize(("damage", "file", "words"), DAMAGE)
+def test_damaged_index_is_one_line_naming_the_file_and_a_build_repairs_it(
+    tiny: Settings, embedder: Embedder, damage, file: str, words: str
+) -> None:
+    damage(tiny, _gen(tiny))
+    with pytest.raises(IndexCorruptError) as info:
+        index.load(tiny.index_dir, tiny, embedder)
+    message = str(info.value)
+    assert "\n" not in message and words in message and "tr-qa index" in message
+    assert f"index file {tiny.index_dir}" in message and f"/{file} is damaged" in message
+    with pytest.raises(IndexCorruptError):
+        QA.load(settings=tiny, embedder=embedder)
+    logged: list[str] = []
+    report = index.build(tiny, embedder=embedder, progress=False, log=logged.append)
+    assert report.rebuilt_all and not report.unchanged
+    assert any(f"/{file} is damaged" in line and "rebuilding the index from the corpus" in line for line in logged)
+    repaired = index.load(tiny.index_dir, tiny, embedder)
+    assert set(repaired.documents) == set(TINY)
+    assert [p.name for p in tiny.index_dir.glob("gen-*")] == [repaired.path.name]
+
+
+def test_a_missing_pointer_or_another_format_is_rebuilt(tiny: Settings, embedder: Embedder) -> None:
+    _edit_json(_gen(tiny) / "manifest.json", lambda m: m.update(format_version=99))
+    with pytest.raises(IndexMismatchError, match="index format 99 is not 1"):
+        index.load(tiny.index_dir)
+    assert index.build(tiny, embedder=embedder, progress=False).rebuilt_all
+    (tiny.index_dir / index.CURRENT).unlink()
+    with pytest.raises(IndexMissingError):
+        index.load(tiny.index_dir)
+    assert index.build(tiny, embedder=embedder, progress=False).rebuilt_all
+    assert set(index.load(tiny.index_dir).documents) == set(TINY)
+
+
+def tr_qa(*args: str, env: dict[str, str] | None = None, unprivileged: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI; ``unprivileged`` drops root's power to write where permissions forbid it (setpriv)."""
+    command = [sys.executable, "-m", "tr_qa", *args]
+    if unprivileged and os.geteuid() == 0:
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TR_QA_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", **(env or {})},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "words"),
+    [
+        p
+        for p in DAMAGE
+        if p.id
+        in ("binary-CURRENT", "manifest-list", "manifest-string-model", "sentences-empty-file", "chunk-offsets-outside")
+    ],
+)
+def test_cli_ask_says_one_line_and_cli_index_repairs(tiny: Settings, damage, file: str, words: str) -> None:
+    damage(tiny, _gen(tiny))
+    where = ["--index", str(tiny.index_dir)]
+    asked = tr_qa("ask", "How much were the companies paid?", *where)
+    assert asked.returncode == 1 and "Traceback" not in asked.stderr
+    assert (
+        len(asked.stderr.strip().splitlines()) == 1 and f"/{file} is damaged" in asked.stderr and words in asked.stderr
+    )
+    built = tr_qa("index", "--corpus", str(tiny.corpus_dir), *where, "--no-progress")
+    assert built.returncode == 0, built.stderr
+    assert "Traceback" not in built.stderr and "rebuilding the index from the corpus" in built.stderr
+    assert "indexed 2 documents" in built.stdout
+    assert set(index.load(tiny.index_dir).documents) == set(TINY)
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755 if writable else 0o555)
+        else:
+            path.chmod(0o644 if writable else 0o444)
+
+
+def test_a_read_only_index_answers_and_refuses_to_build_in_one_line(tiny: Settings) -> None:
+    where = ["--index", str(tiny.index_dir)]
+    corpus = ["--corpus", str(tiny.corpus_dir)]
+    _set_writable(tiny.index_dir, False)
+    try:
+        checked = tr_qa("index", *corpus, *where, "--no-progress", unprivileged=True)
+        assert checked.returncode == 0, checked.stderr
+        assert "index up to date" in checked.stdout + checked.stderr and "Traceback" not in checked.stderr
+        asked = tr_qa("ask", "How much were the companies paid in 2016?", *where, "--json", unprivileged=True)
+        assert asked.returncode == 0, asked.stderr
+        assert json.loads(asked.stdout)["passages"]
+        (tiny.corpus_dir / "new.txt").write_text("A new report on probation.\n", encoding="utf-8")
+        refused = tr_qa("index", *corpus, *where, "--no-progress", unprivileged=True)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"error: cannot write the index in {tiny.index_dir} (Permission denied); make it writable or choose "
+            "another folder with --index"
+        ]
+    finally:
+        _set_writable(tiny.index_dir, True)
+    assert set(index.load(tiny.index_dir).documents) == set(TINY)  # untouched
+
+
+# --- the corpus: duplicates, links out of it, nothing at all -----------------------------------------------------
+
+
+def test_identical_documents_and_chunks_are_embedded_once_and_indexed_once(tmp_path: Path, embedder: Embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    original = (ROOT / "seeds" / "000_c3ebf7a9a73dcbbe.txt").read_text(encoding="utf-8")
+    for i in range(200):
+        (corpus / f"copy_{i:03d}.txt").write_text(original, encoding="utf-8")
+    # A repost: the same article under a new headline, so most of its chunks repeat the original's.
+    (corpus / "repost.txt").write_text("Reposted from elsewhere\n\n" + original, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    logged: list[str] = []
+    report = index.build(settings, embedder=embedder, progress=False, log=logged.append)
+    assert report.documents == 2 and len(report.skipped) == 199
+    assert all("same text as copy_000.txt" in s.reason for s in report.skipped)
+    data = index.load(settings.index_dir)
+    texts = [c.text for c in data.chunks]
+    assert len(texts) == len(set(texts))  # each text once: a query cannot get the same passage twice
+    assert report.duplicate_chunks >= 2 and report.embedded_chunks == len(texts)
+    assert data.manifest["counts"]["duplicate_chunks"] == report.duplicate_chunks
+    qa = QA(data, settings, embedder)
+    shown = [
+        p.text
+        for p in qa.retriever.passages(qa.retriever.search("bail out", embedder.encode(["bail out"])[0], "hybrid"), 5)
+    ]
+    assert len(shown) == len(set(shown))
+
+
+def test_links_out_of_the_corpus_are_never_read(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    outside = tmp_path / "outside"
+    corpus.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The secret password is hunter2.\n", encoding="utf-8")
+    (corpus / "a.txt").write_text("Probation news\nThe contract was worth £9m.\n", encoding="utf-8")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "secret.txt").symlink_to(outside / "secret.txt")
+    (corpus / "up.txt").symlink_to(Path("..") / "outside" / "secret.txt")
+    (corpus / "folder").symlink_to(outside, target_is_directory=True)
+    (corpus / "again.txt").symlink_to(corpus / "a.txt")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    report = index.build(settings, embedder=embedder, progress=False)
+    data = index.load(settings.index_dir)
+    assert set(data.documents) == {"a.txt"}
+    assert not any("hunter2" in d.text or "root:" in d.text for d in data.documents.values())
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert set(reasons) == {"passwd.txt", "secret.txt", "up.txt", "again.txt"}
+    assert all("links outside the corpus folder" in reasons[n] for n in ("passwd.txt", "secret.txt", "up.txt"))
+    assert "a link to a.txt" in reasons["again.txt"]
+
+
+@pytest.mark.parametrize("contents", [{}, {"empty.txt": "  \n", "notes.md": "not a .txt"}])
+def test_an_empty_corpus_is_an_error_naming_the_folder(tmp_path: Path, contents: dict[str, str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in contents.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=f"no documents to index in {corpus}"):
+        index.build(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), progress=False)
+    assert not (tmp_path / "index").exists()
+    proc = tr_qa("index", "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--no-progress")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: no documents to index in {corpus}")

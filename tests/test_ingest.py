@@ -64,3 +64,50 @@ def test_utf8_bom_is_dropped_and_subfolders_give_path_ids(tmp_path: Path) -> Non
 def test_missing_corpus_folder_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         ingest(tmp_path / "nope")
+
+
+def test_links_leading_out_of_the_corpus_are_skipped_and_never_read(tmp_path: Path) -> None:
+    corpus, outside = tmp_path / "corpus", tmp_path / "outside"
+    (corpus / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "private.txt").write_text("private notes\n", encoding="utf-8")
+    (outside / "metadata.json").write_text(json.dumps({"a.txt": {"title": "Stolen title"}}), encoding="utf-8")
+    (corpus / "a.txt").write_text("Inside\nThe real document.\n", encoding="utf-8")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "sub" / "dotdot.txt").symlink_to(Path("..") / ".." / "outside" / "private.txt")
+    (corpus / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (corpus / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    (corpus / "metadata.json").symlink_to(outside / "metadata.json")
+    report = ingest(corpus)
+    assert [(d.id, d.title) for d in report.documents] == [("a.txt", "Inside")]
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert set(reasons) == {"passwd.txt", "dotdot.txt", "dangling.txt", "metadata.json"}
+    assert all("outside the corpus folder" in r for r in reasons.values())
+
+
+def test_a_link_inside_the_corpus_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Title\nBody.\n", encoding="utf-8")
+    (tmp_path / "b.txt").symlink_to(tmp_path / "a.txt")
+    report = ingest(tmp_path)
+    assert [d.id for d in report.documents] == ["a.txt"]
+    assert "a link to a.txt" in report.skipped[0].reason
+
+
+def test_identical_documents_are_kept_once_under_the_first_name(tmp_path: Path) -> None:
+    for name in ("c.txt", "a.txt", "sub/b.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("Same\nWords.\n", encoding="utf-8")
+    (tmp_path / "d.txt").write_text("Same\nWords, but not quite.\n", encoding="utf-8")
+    report = ingest(tmp_path)
+    assert [d.id for d in report.documents] == ["a.txt", "d.txt"]
+    assert sorted(Path(s.path).name for s in report.skipped) == ["b.txt", "c.txt"]
+    assert all("the same text as a.txt, which is indexed once" in s.reason for s in report.skipped)
+
+
+def test_an_empty_corpus_folder_gives_no_documents_and_the_build_refuses_it(tmp_path: Path) -> None:
+    from tr_qa.config import Settings
+    from tr_qa.index import build
+
+    assert ingest(tmp_path).documents == ()
+    with pytest.raises(InputError, match="no documents to index"):
+        build(Settings(corpus_dir=tmp_path, index_dir=tmp_path / "index"), progress=False)

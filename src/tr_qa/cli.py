@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def render(result: Result, color: bool) -> str:
     else:
         a = result.answer
         label = "Best guess, weak evidence" if result.evidence == "weak" else "Answer"
-        lines.append(click.style(f"{label}: {a.text}", bold=True) + f"   (confidence {a.score:.2f}, {a.doc_id})")
+        lines.append(click.style(f"{label}: {a.shown_text}", bold=True) + f"   (confidence {a.score:.2f}, {a.doc_id})")
     marks = {"sentence": ("«", "»"), "answer": ("[[", "]]")}
     styles = {"sentence": {"underline": True}, "answer": {"bold": True, "reverse": True}}
     for i, p in enumerate(result.passages, 1):
@@ -139,6 +140,12 @@ def main() -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Exception as exc:
+        # Last resort: a bug must still end in one line, not a traceback; TR_QA_DEBUG=1 shows the traceback.
+        if os.environ.get("TR_QA_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:300]
+        fail(f"unexpected {type(exc).__name__}: {text} (set TR_QA_DEBUG=1 to see where)")
 
 
 @cli.command("serve")
@@ -151,15 +158,34 @@ def main() -> None:
     help="Origin (scheme://host[:port]) allowed to embed the chat or call the API; repeatable. "
     "Also read from TR_QA_ALLOW_ORIGINS (comma-separated). Default: none (deny).",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    "forwarded_allow_ips",
+    multiple=True,
+    help="Reverse proxy address or network (e.g. 127.0.0.1 or 10.0.0.0/8) whose X-Forwarded-For and "
+    "X-Forwarded-Proto are believed; repeatable or comma-separated. Also read from TR_QA_FORWARDED_ALLOW_IPS. "
+    "Default: none (the headers are ignored).",
+)
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder used if the index must be built.")
 def serve_cmd(
-    host: str, port: int, allow_origins: tuple[str, ...], index_dir: Path | None, corpus: Path | None
+    host: str,
+    port: int,
+    allow_origins: tuple[str, ...],
+    forwarded_allow_ips: tuple[str, ...],
+    index_dir: Path | None,
+    corpus: Path | None,
 ) -> None:
     """Start the web chat, the JSON API and the embeddable widget (builds the index first if there is none)."""
-    from tr_qa.app import serve
+    from tr_qa.web.app import serve
 
-    serve(settings_from(corpus, index_dir), host=host, port=port, allow_origins=list(allow_origins))
+    serve(
+        settings_from(corpus, index_dir),
+        host=host,
+        port=port,
+        allow_origins=allow_origins,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @cli.command("eval")
@@ -197,6 +223,11 @@ def serve_cmd(
     help="With --squad: keep its corpus and index in this folder (reused, re-embedding nothing) instead of a temp one.",
 )
 @click.option("--no-reader", is_flag=True, help="Highlight with sentence scores and entity types only (no reader).")
+@click.option(
+    "--gold-paragraph",
+    is_flag=True,
+    help="With --squad: the reader alone on each question's own paragraph (SQuAD 2.0 figures), no retrieval.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def eval_cmd(
     qa_file: Path | None,
@@ -212,6 +243,7 @@ def eval_cmd(
     index_dir: Path | None,
     keep: Path | None,
     no_reader: bool,
+    gold_paragraph: bool,
     as_json: bool,
 ) -> None:
     """Measure retrieval, answers, abstention and selective answering on a question file or a SQuAD file."""
@@ -222,6 +254,22 @@ def eval_cmd(
     if (qa_file is None) == (squad_file is None):
         raise InputError("give exactly one of --qa FILE or --squad FILE")
     settings = settings_from(index=index_dir)
+    if gold_paragraph:
+        if squad_file is None:
+            raise InputError("--gold-paragraph reads SQuAD paragraphs: give --squad FILE")
+        out = ev.reader_on_gold(squad_file, limit, progress=not as_json and sys.stderr.isatty())
+        if as_json:
+            click.echo(json.dumps(out))
+        else:
+            for name in ("never_abstaining", "at_margin_0", "at_heldout_threshold"):
+                if name in out:
+                    m = out[name]
+                    click.echo(
+                        f"{name:<22} f1 {m['f1']:.3f}  exact {m['exact']:.3f}  HasAns_f1 {m['HasAns_f1']:.3f}  "
+                        f"NoAns_acc {m['NoAns_acc']:.3f}  (threshold {m['threshold']:.2f})"
+                    )
+            click.echo(f"{out['n']} questions in {out['seconds']} s")
+        return
     if validate:
         if qa_file is None:
             raise InputError("--validate checks a question file: give --qa FILE")
@@ -420,3 +468,25 @@ def train_reader_cmd(
 
         path = export(checkpoints, out, command=" ".join(sys.argv))
         click.echo(f"exported the reader to {path}")
+
+
+@cli.command("export-reader")
+@click.option(
+    "--checkpoints",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path.home() / ".cache" / "tr-qa" / "reader-checkpoints",
+    show_default=True,
+    help="The training run's checkpoint folder.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write the int8 model and its card [default: the package's shipped model folder].",
+)
+@click.option("--heldout-limit", type=click.IntRange(min=1), help="Measure on only this many held-out examples.")
+def export_reader_cmd(checkpoints: Path, out: Path | None, heldout_limit: int | None) -> None:
+    """Export a training checkpoint (finished or not) as the int8 reader with its metrics and model card."""
+    from tr_qa.training.export import export
+
+    path = export(checkpoints, out, command=" ".join(sys.argv), heldout_limit=heldout_limit)
+    click.echo(f"exported the reader to {path}; refit the judge: scripts/fit_confidence.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,9 +22,9 @@ def project_root() -> Path:
 def default_threads() -> int:
     """Torch threads for queries: $TR_QA_THREADS, else 1.
 
-    On this 2-core shared machine one thread is faster: with two, every matrix product waits for the thread whose
-    core is busy elsewhere (measured: reader on 3 passages 98 ms with 1 thread, 826 ms with 2 while another process
-    ran). Set TR_QA_THREADS=2 on an otherwise idle machine to index faster.
+    One thread is the safe default on a small shared machine: with more threads than idle cores, every matrix
+    product waits for the thread whose core is busy elsewhere (the reader on 3 passages went from ~0.1 s to ~0.8 s
+    that way). Raise it where cores are idle, e.g. to index faster.
     """
     raw = os.environ.get("TR_QA_THREADS", "")
     if not raw:
@@ -37,13 +38,31 @@ def default_threads() -> int:
     return value
 
 
+def env_int(name: str, default: int, minimum: int) -> int:
+    """A whole number from the environment variable ``name`` (``default`` when unset); InputError naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise InputError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str) -> tuple[str, ...]:
+    """Comma-separated values from the environment variable ``name`` (empty when unset)."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that changes what the index holds or how a question is answered."""
 
     corpus_dir: Path = field(default_factory=lambda: project_root() / "seeds")
     index_dir: Path = field(default_factory=lambda: project_root() / "index")
-    model_id: str = "sentence-transformers/all-MiniLM-L6-v2"
     chunk_size: int = 800
     chunk_overlap: int = 200
     k: int = 5
@@ -55,7 +74,34 @@ class Settings:
     dense_sentence_weight: float = 0.5
     # How many of the top passages the span reader reads (0: no reader, sentence-and-entity highlighting only).
     reader_passages: int = 2
+    # Why/how questions get the whole answering sentence as the answer (the reader's span stays marked inside it):
+    # a one-word span rarely explains anything.
+    explain_with_sentence: bool = True
+    # Answers kept for repeated questions (0 turns the cache off).
+    answer_cache_size: int = 512
     threads: int = field(default_factory=default_threads)
+    # --- The web server (`tr-qa serve`); each has an environment override. Checked by tr_qa.web.security. ---
+    # Origins (scheme://host[:port]) allowed to embed the chat and call the API; none by default.
+    allow_origins: tuple[str, ...] = field(default_factory=lambda: env_list("TR_QA_ALLOW_ORIGINS"))
+    # Reverse proxies (IPs or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default,
+    # so a client can never pick the address its rate limit is counted under.
+    forwarded_allow_ips: tuple[str, ...] = field(default_factory=lambda: env_list("TR_QA_FORWARDED_ALLOW_IPS"))
+    # Questions per client per window, "30/60" (30 per 60 s); "0" turns the limit off.
+    rate_limit: str = field(default_factory=lambda: os.environ.get("TR_QA_RATE_LIMIT", "").strip() or "30/60")
+    # Web questions are shorter than library ones: a chat question has no reason to be longer, and it bounds the
+    # work one request can cause.
+    web_question_chars: int = 1000
+    # Request bodies: the chat sends its whole visible history with each question, everything else is small.
+    web_body_bytes: int = field(default_factory=lambda: env_int("TR_QA_MAX_BODY_BYTES", 16_384, 1024))
+    chat_body_bytes: int = field(default_factory=lambda: env_int("TR_QA_MAX_CHAT_BODY_BYTES", 262_144, 16_384))
+    # Nesting depth of a JSON body; the chat's history needs about 6.
+    json_max_depth: int = 32
+    # Questions answered at once (one thread each) and questions allowed to wait for one; past both, 503 at once.
+    # Two at a time keep two cores busy while a third waits instead of slowing every running one down.
+    answer_slots: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_SLOTS", 2, 1))
+    answer_queue: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_QUEUE", 8, 0))
+    # Chat turns the server keeps from the history a client sends back (older ones are dropped).
+    chat_history_messages: int = 60
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values ignored)."""
@@ -76,16 +122,46 @@ def validate_retriever(name: str) -> str:
     return name
 
 
+# Characters that render as nothing, or as a blank, though they are not white space.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+# Bidirectional embeddings, overrides and isolates: they reorder how text is shown ("Trojan Source").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def validate_question(question: object, max_chars: int = MAX_QUESTION_CHARS) -> str:
-    """Return the stripped question, or raise InputError naming what is wrong with it."""
+    """Return the question NFC-normalised with its white space collapsed, or raise InputError naming the rule.
+
+    The one check for every surface (CLI, Python API, HTTP, chat): text only; no lone surrogates (what invalid
+    UTF-8 bytes become in a command-line argument); not empty or invisible only; at most ``max_chars``; no
+    control or bidirectional control characters. Messages show a bad character as U+XXXX, never the character.
+    """
     if not isinstance(question, str):
         raise InputError(f"question must be text, got {type(question).__name__}")
-    text = question.strip()
+    for i, c in enumerate(question):
+        if 0xD800 <= ord(c) <= 0xDFFF:
+            raise InputError(
+                f"question is not valid Unicode text: lone surrogate U+{ord(c):04X} at character {i + 1} "
+                "(invalid UTF-8 bytes become these); retype it"
+            )
+    text = unicodedata.normalize("NFC", question).strip()
     if not text:
         raise InputError("question is empty: type a question about the documents")
     if len(text) > max_chars:
         raise InputError(f"question is too long: {len(text)} characters, the limit is {max_chars}")
-    bad = [c for c in text if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0]
-    if bad:
-        raise InputError(f"question contains control characters (first: U+{ord(bad[0]):04X}); remove them")
+    for i, c in enumerate(text):
+        if unicodedata.category(c) == "Cc" and c not in "\t\n\r":
+            raise InputError(
+                f"question contains control characters (first: U+{ord(c):04X} at character {i + 1}); remove them"
+            )
+        if c in BIDI_CONTROLS:
+            raise InputError(
+                f"question contains a bidirectional control character (U+{ord(c):04X} at character {i + 1}), "
+                "which can make text display differently from what it says; remove it"
+            )
+    if all(c.isspace() or c in BLANK_LETTERS or unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text):
+        raise InputError(
+            f"question has no visible characters (only invisible ones such as U+{ord(text[0]):04X}); "
+            "type a question about the documents"
+        )
     return " ".join(text.split())

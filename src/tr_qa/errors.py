@@ -21,3 +21,23 @@ class IndexMismatchError(TrQaError):
 
 class IndexCorruptError(TrQaError):
     """The index files cannot be read: rebuild it."""
+
+
+class IndexWriteError(TrQaError):
+    """The index folder cannot be written (read-only, full disk): asking still works, building does not."""
+
+
+class BusyError(TrQaError):
+    """The server will not take this request now; ``retry_after`` says in how many seconds to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitError(BusyError):
+    """This client asked more questions than its rate limit allows (HTTP 429)."""
+
+
+class OverloadedError(BusyError):
+    """Every answer slot is busy and the waiting line is full (HTTP 503)."""

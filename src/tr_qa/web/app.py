@@ -1,0 +1,210 @@
+"""The web app: the Gradio chat, the JSON API, source-document pages and the embeddable widget on one FastAPI app,
+behind the request limits of ``tr_qa.web.security`` and the answer gate of ``tr_qa.web.limits``."""
+
+from __future__ import annotations
+
+import os
+
+# Set before Gradio is imported: it reads these at import and launch time, and without them the page and the
+# server call home (version check, analytics), which this offline app must never do.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.middleware.cors import CORSMiddleware
+
+from tr_qa.config import Settings
+from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from tr_qa.web.api import add_api
+from tr_qa.web.chat import CHAT_CSS, GRADIO_JS, THEME, build_blocks
+from tr_qa.web.limits import AnswerGate, RateLimiter, parse_rate_limit
+from tr_qa.web.render import document_response
+from tr_qa.web.security import (
+    ClientAddress,
+    IPNetwork,
+    JsonErrors,
+    RequestGuard,
+    Route,
+    SecurityHeaders,
+    parse_origins,
+    parse_proxies,
+)
+
+if TYPE_CHECKING:
+    from tr_qa.qa import QA
+
+GET = frozenset({"GET", "HEAD"})
+POST = frozenset({"POST"})
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The web settings, checked: normalised origins, trusted proxy networks and the parsed rate limit."""
+
+    origins: tuple[str, ...]
+    proxies: tuple[IPNetwork, ...]
+    rate_limit: int
+    rate_window: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebConfig:
+        """Check the web fields of ``settings``; InputError naming the first bad value."""
+        return cls(
+            parse_origins(settings.allow_origins),
+            parse_proxies(settings.forwarded_allow_ips),
+            *parse_rate_limit(settings.rate_limit),
+        )
+
+
+def allowed_routes(settings: Settings) -> tuple[dict[str, Route], dict[str, Route]]:
+    """Every route the product uses (exact paths, then path prefixes); everything else Gradio has stays closed.
+
+    Closed on purpose: uploads (the chat takes no files), file and proxy downloads, monitoring, run history, MCP,
+    streaming, login, and the REST shortcut ``/gradio_api/run/…``.
+    """
+    small = Route(GET, settings.web_body_bytes)
+    chat = Route(POST, settings.chat_body_bytes)
+    exact = {
+        path: small
+        for path in (
+            "/",
+            "/healthz",
+            "/widget.js",
+            "/favicon.ico",
+            "/robots.txt",
+            "/theme.css",
+            "/config",
+            "/gradio_api/info",
+            "/gradio_api/queue/data",
+        )
+    }
+    exact |= {
+        "/api/ask": Route(POST, settings.web_body_bytes),
+        "/gradio_api/queue/join": chat,  # the browser chat
+        "/gradio_api/call/ask": chat,  # the documented Gradio API (gradio_client, curl)
+    }
+    prefixes = {p: small for p in ("/doc/", "/assets/", "/static/", "/gradio_api/call/ask/")}
+    return exact, prefixes
+
+
+def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app: Gradio chat at ``/``, ``/healthz``, ``/api/ask``, ``/doc/{id}`` and ``/widget.js``.
+
+    ``settings`` defaults to the QA's own; its web fields (origins, proxies, limits) are checked here.
+    """
+    settings = settings or qa.settings
+    config = WebConfig.from_settings(settings)
+    frame_ancestors = " ".join(("'self'", *config.origins))
+    limiter = RateLimiter(config.rate_limit, config.rate_window)
+    # One gate for the chat and the JSON API, so together they never run more questions at once than it allows.
+    gate = AnswerGate(settings.answer_slots, settings.answer_queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gate.close()
+
+    app = FastAPI(title="tr-qa", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.gate = gate
+    app.state.limiter = limiter
+    add_api(app, qa, limiter, gate, settings.web_question_chars)
+
+    @app.get("/doc/{doc_id:path}")
+    def document_page(
+        doc_id: str,
+        start: str | None = None,
+        end: str | None = None,
+        astart: str | None = None,
+        aend: str | None = None,
+    ) -> HTMLResponse:
+        """The whole source document with [start, end) highlighted and scrolled into view via ``#hl``."""
+        # A dictionary lookup: the id never touches the file system.
+        return document_response(qa.documents.get(doc_id), doc_id, frame_ancestors, start, end, astart, aend)
+
+    @app.api_route("/widget.js", methods=["GET", "HEAD"])
+    def widget_js() -> FileResponse:
+        """Gradio's web-component loader, served by the app itself (no CDN)."""
+        # It imports ./assets/… relative to its own URL, which Gradio serves at /assets/ on this app.
+        return FileResponse(GRADIO_JS, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    demo, chat_check = build_blocks(qa, settings, limiter, gate)
+    exact, prefixes = allowed_routes(settings)
+    checks = {"/gradio_api/queue/join": chat_check, "/gradio_api/call/ask": chat_check}
+    # Added innermost first: a request meets SecurityHeaders, JsonErrors, ClientAddress, CORS, then RequestGuard.
+    app.add_middleware(RequestGuard, exact=exact, prefixes=prefixes, max_depth=settings.json_max_depth, checks=checks)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(config.origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["content-type", "x-gradio-user"],  # the web component sends x-gradio-user
+        # The widget's calls carry no cookies (run history, the one credentialed call, is off), so none are allowed.
+        allow_credentials=False,
+        max_age=600,
+    )
+    app.add_middleware(ClientAddress, trusted=config.proxies)
+    app.add_middleware(JsonErrors, retry_after=gate.retry_after)
+    app.add_middleware(SecurityHeaders, frame_ancestors=frame_ancestors, frame_deny=not config.origins)
+    return gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        theme=THEME,
+        css=CHAT_CSS,
+        ssr_mode=False,
+        run_history=False,  # it would keep every question in the browser's storage: not on shared computers
+        # Gradio's footer links are light grey on white (contrast 1.9, axe: serious); the chat needs neither.
+        footer_links=[],
+        show_error=False,
+        enable_monitoring=False,
+        mcp_server=False,
+        pwa=False,
+    )
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    allow_origins: Sequence[str] = (),
+    forwarded_allow_ips: Sequence[str] = (),
+) -> None:
+    """Load (or first build or repair) the index, then serve the app with uvicorn until interrupted.
+
+    ``allow_origins`` and ``forwarded_allow_ips`` (from the command line) are added to the settings' own.
+    """
+    import click
+    import uvicorn
+
+    from tr_qa.qa import QA
+
+    settings = replace(
+        settings,
+        allow_origins=(*allow_origins, *settings.allow_origins),
+        forwarded_allow_ips=(*forwarded_allow_ips, *settings.forwarded_allow_ips),
+    )
+    config = WebConfig.from_settings(settings)  # a bad origin, proxy or limit fails before anything loads
+    try:
+        qa = QA.load(settings=settings)
+    except (IndexMissingError, IndexCorruptError, IndexMismatchError) as exc:
+        from tr_qa.index import build
+
+        click.echo(f"{exc}\nbuilding the index from {settings.corpus_dir} first…", err=True)
+        build(settings, progress=True, log=lambda msg: click.echo(msg, err=True))
+        qa = QA.load(settings=settings)
+    qa.warm_up()  # load the models now so the first visitor does not wait for them
+    app = build_app(qa, settings)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    click.echo(f"tr-qa: chat on http://{shown}:{port}/  (API: POST /api/ask; widget: /widget.js)", err=True)
+    click.echo(f"embedding allowed from: {', '.join(config.origins) or 'no other origin'}", err=True)
+    proxies = ", ".join(map(str, config.proxies)) or "none (X-Forwarded-For is ignored)"
+    click.echo(f"trusted proxies: {proxies}", err=True)
+    # proxy_headers=False: ClientAddress decides whom to believe; uvicorn would trust 127.0.0.1 by default.
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
