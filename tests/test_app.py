@@ -16,7 +16,7 @@ from conftest import HOSTILE_ID, HOSTILE_QUESTION, HOSTILE_TEXT, LiveServer
 
 from tr_qa.config import Settings
 from tr_qa.errors import InputError
-from tr_qa.types import Passage, Result, Span
+from tr_qa.types import Answer, Passage, Result, Span
 from tr_qa.web.app import build_app
 from tr_qa.web.limits import RateLimiter, parse_rate_limit
 from tr_qa.web.render import result_html
@@ -113,6 +113,20 @@ def test_result_html_escapes_document_text_and_adds_only_own_tags() -> None:
     assert set(re.findall(r"</?([a-z]+)", out)) <= {"p", "strong", "a", "mark", "blockquote"}
     assert "<mark>the fee was <strong>£5m</strong> &amp; &lt;b&gt;more&lt;/b&gt;</mark>" in out
     assert 'href="http://chat.example/doc/x/%3Cy%3E.txt?start=126&amp;end=155&amp;astart=138&amp;aend=141#hl"' in out
+
+
+def test_why_answers_show_the_whole_sentence_with_the_span_in_bold_and_weak_ones_say_so() -> None:
+    text = "Working Links failed because its contracts paid too little <i>."
+    a, b = text.index("because"), text.index(" paid")
+    span = Span("d.txt", a, b, text[a:b], "answer")
+    sentence = Span("d.txt", 0, len(text), text, "sentence")
+    passage = Passage("d.txt", "T", 0, len(text), text, 0.5, (sentence, span))
+    answer = Answer(text[a:b], "d.txt", a, b, 0.3, sentence, display="sentence")
+    out = result_html(Result("Why did Working Links fail?", False, answer, (passage,), 0.3, "weak"), "http://x")
+    assert out.startswith("<p>Best guess, weak evidence: <mark>Working Links failed <strong>because")
+    assert "&lt;i&gt;" in out and "<i>" not in out
+    strong = result_html(Result("q", False, replace(answer, display="span"), (passage,), 0.9, "strong"), "http://x")
+    assert strong.startswith("<p>Answer: <mark><strong>because its contracts</strong></mark></p>")
 
 
 # --- the live server ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from fastapi.responses import HTMLResponse
 
 from tr_qa.highlight import segments
-from tr_qa.types import Document, Passage, Result, Span
+from tr_qa.types import Answer, Document, Passage, Result, Span
 
 CHAT_PASSAGES = 3  # passages shown under a chat answer; the API returns k
 # Characters of context either side of the highlight in a chat excerpt; the whole passage is one click away.
@@ -103,19 +103,35 @@ def source_html(i: int, passage: Passage, base_url: str) -> str:
     )
 
 
+def answer_html(answer: Answer) -> str:
+    """The answer as shown: the short span in bold, inside its whole sentence for why/how questions."""
+    sentence = answer.sentence
+    if (
+        answer.display != "sentence"
+        or sentence is None
+        or not sentence.start <= answer.start < answer.end <= sentence.end
+    ):
+        return f"<mark><strong>{esc(answer.text)}</strong></mark>"
+    a, b = answer.start - sentence.start, answer.end - sentence.start
+    text = sentence.text
+    return f"<mark>{esc(text[:a])}<strong>{esc(text[a:b])}</strong>{esc(text[b:])}</mark>"
+
+
 def result_html(result: Result, base_url: str, max_passages: int = CHAT_PASSAGES) -> str:
     """One chat message: the answer (or that there is none), the best passage, and the next ones folded away."""
     parts = []
     answer = result.answer
     if result.abstained or answer is None:
         parts.append(f"<p><strong>{esc(NO_ANSWER)}</strong> These are the nearest passages:</p>")
-    elif result.evidence == "weak":
-        parts.append(
-            f"<p>Best guess, weak evidence: <mark><strong>{esc(answer.text)}</strong></mark>. "
-            "The passage below may not answer the question; check it.</p>"
-        )
     else:
-        parts.append(f"<p>Answer: <mark><strong>{esc(answer.text)}</strong></mark></p>")
+        shown_answer = answer_html(answer)
+        if result.evidence == "weak":
+            parts.append(
+                f"<p>Best guess, weak evidence: {shown_answer}. "
+                "The passage below may not answer the question; check it.</p>"
+            )
+        else:
+            parts.append(f"<p>Answer: {shown_answer}</p>")
     shown = result.passages[:max_passages]
     if not shown:
         parts.append("<p>No passages were found.</p>")
