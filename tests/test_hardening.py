@@ -500,6 +500,7 @@ def test_the_chat_links_follow_the_proxy_scheme(web_qa) -> None:
     assert f"https://127.0.0.1:{server.port}/doc/" in history[-1]["content"][0]["text"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [

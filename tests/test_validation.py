@@ -69,6 +69,7 @@ def cli_question(question: str) -> bytes:
 
 
 # argv cannot carry a NUL, nor a surrogate that did not come from bytes.
+@pytest.mark.integration
 @pytest.mark.parametrize(("question", "rule"), [p for p in BAD_QUESTIONS if p.id not in ("lone-surrogate", "nul")])
 def test_cli_refuses_bad_questions_in_one_line(question: str, rule: str, tmp_path: Path) -> None:
     # The index does not exist: input is checked before anything is loaded.
@@ -79,6 +80,7 @@ def test_cli_refuses_bad_questions_in_one_line(question: str, rule: str, tmp_pat
     assert "Traceback" not in err and proc.stdout == b""
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "raw",
     [
