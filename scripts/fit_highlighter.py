@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 import tr_qa  # noqa: F401 - sets the offline environment before torch loads
+from tr_qa.analyse import Analyser
 from tr_qa.embed import Embedder
 from tr_qa.files import atomic_write_text, sha256_file
-from tr_qa.highlight import WEIGHTS_FILE, Analyser, Highlighter, Weights, answer_labels
+from tr_qa.highlight import WEIGHTS_FILE, Highlighter, Weights, answer_labels
 from tr_qa.squad import read_articles
 from tr_qa.text import terms
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tr_qa.highlight import (
-    Analyser,
-    DocAnalysis,
-    Highlighter,
-    Weights,
-    answer_labels,
-    asks_for_explanation,
-    segments,
-    widen_number,
-)
+from tr_qa.analyse import Analyser, DocAnalysis, widen_number
+from tr_qa.highlight import Highlighter, Weights, answer_labels, asks_for_explanation, segments
 from tr_qa.types import Span
 
 

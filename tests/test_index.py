@@ -10,16 +10,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_extract import PAGE_TWO_SENTENCE, make_pdf
 
 from tr_qa import index
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
+from tr_qa.index import builder
+from tr_qa.ingest import ingest
 from tr_qa.qa import QA
+from tr_qa.types import DocMeta
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration  # real embedding model, real FAISS
@@ -125,7 +130,7 @@ def test_a_build_failing_midway_leaves_the_previous_index(
     def boom(*_args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index, "atomic_write_text", boom)
+    monkeypatch.setattr(builder, "atomic_write_text", boom)
     with pytest.raises(IndexWriteError, match=r"cannot write the index in .* \(No space left on device\)") as info:
         index.build(small, embedder=embedder, progress=False)
     assert "\n" not in str(info.value)
@@ -353,6 +358,24 @@ DAMAGE: list = [
         "outside",
         id="sentence-outside-document",
     ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r["meta"].update(published="3 May 2016")),
+        "documents.jsonl",
+        "provenance (meta) of",
+        id="meta-bad-date",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r.update(comments=[[5, 10**6]])),
+        "documents.jsonl",
+        "comments of",
+        id="comments-outside-document",
+    ),
+    pytest.param(
+        lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r.pop("pages")),
+        "documents.jsonl",
+        "pages of",
+        id="pages-missing",
+    ),
 ]
 
 
@@ -379,7 +402,7 @@ def test_damaged_index_is_one_line_naming_the_file_and_a_build_repairs_it(
 
 def test_a_missing_pointer_or_another_format_is_rebuilt(tiny: Settings, embedder: Embedder) -> None:
     _edit_json(_gen(tiny) / "manifest.json", lambda m: m.update(format_version=99))
-    with pytest.raises(IndexMismatchError, match="index format 99 is not 1"):
+    with pytest.raises(IndexMismatchError, match=f"index format 99 is not {index.FORMAT_VERSION}"):
         index.load(tiny.index_dir)
     assert index.build(tiny, embedder=embedder, progress=False).rebuilt_all
     (tiny.index_dir / index.CURRENT).unlink()
@@ -511,7 +534,7 @@ def test_links_out_of_the_corpus_are_never_read(tmp_path: Path, embedder: Embedd
     assert "a link to a.txt" in reasons["again.txt"]
 
 
-@pytest.mark.parametrize("contents", [{}, {"empty.txt": "  \n", "notes.md": "not a .txt"}])
+@pytest.mark.parametrize("contents", [{}, {"empty.txt": "  \n", "notes.doc": "not a document name", "x.pdf": "%PDF-"}])
 def test_an_empty_corpus_is_an_error_naming_the_folder(tmp_path: Path, contents: dict[str, str]) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -523,3 +546,38 @@ def test_an_empty_corpus_is_an_error_naming_the_folder(tmp_path: Path, contents:
     proc = tr_qa("index", "--corpus", str(corpus), "--index", str(tmp_path / "index"), "--no-progress")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: no documents to index in {corpus}")
+
+
+# --- provenance, PDF pages and reader comments --------------------------------------------------------------------
+
+
+def test_provenance_pages_and_comments_are_stored_and_a_metadata_change_embeds_nothing(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(ROOT / "seeds" / "001_6c092b2caff0b2fa.txt", corpus)
+    (corpus / "report.pdf").write_bytes(make_pdf([["Page one is about caseloads."], [PAGE_TWO_SENTENCE]]))
+    meta = {"report.pdf": {"outlet": "HM Inspectorate of Probation", "kind": "report", "published": "2018-06-07"}}
+    (corpus / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    index.build(settings, embedder=embedder, progress=False)
+    data = index.load(settings.index_dir, settings, embedder)
+    read = {d.id: d for d in ingest(corpus).documents}
+    assert set(data.documents) == set(read)
+    for doc_id, doc in data.documents.items():
+        assert doc == replace(read[doc_id], path=doc.path)  # text, title, meta, pages and comments all come back
+    blog, pdf = data.documents["001_6c092b2caff0b2fa.txt"], data.documents["report.pdf"]
+    assert len(blog.comments) == 6 and not blog.pages and len(pdf.pages) == 2
+    assert pdf.meta == DocMeta(outlet="HM Inspectorate of Probation", published="2018-06-07", kind="report")
+    # Generation files can be read by a server running as another user.
+    assert data.path.stat().st_mode & 0o777 == 0o755
+    assert {f.stat().st_mode & 0o777 for f in data.path.iterdir()} == {0o644}
+
+    # null clears what the file states (reportlab stamps a fixed creation date, which is no publication date).
+    newer = {"report.pdf": {"kind": "briefing", "published": None}}
+    (corpus / "metadata.json").write_text(json.dumps(newer), encoding="utf-8")
+    report = index.build(settings, embedder=embedder, progress=False)
+    assert not report.unchanged and report.changed == () and report.embedded_chunks == 0
+    assert index.load(settings.index_dir).documents["report.pdf"].meta == DocMeta(kind="briefing")
+    assert index.build(settings, embedder=embedder, progress=False).unchanged

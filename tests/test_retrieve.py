@@ -8,8 +8,8 @@ import faiss
 import numpy as np
 import pytest
 
+from tr_qa.analyse import DocAnalysis
 from tr_qa.errors import InputError
-from tr_qa.highlight import DocAnalysis
 from tr_qa.index import IndexData
 from tr_qa.retrieve import Retriever
 from tr_qa.types import Chunk, Document

@@ -6,13 +6,17 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tr_qa.config import MAX_QUESTION_CHARS, RETRIEVERS, Settings, validate_k, validate_question
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InputError, TrQaError
 from tr_qa.highlight import segments
-from tr_qa.types import Result
+from tr_qa.types import KINDS, Filters, Result
+
+if TYPE_CHECKING:
+    from tr_qa.index import BuildReport
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
@@ -70,7 +74,7 @@ def cli() -> None:
 
 
 @cli.command("index")
-@click.option("--corpus", type=click.Path(path_type=Path), help="Folder of .txt documents [default: seeds/].")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Folder of documents [default: seeds/].")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def index_cmd(corpus: Path | None, index_dir: Path | None, no_progress: bool) -> None:
@@ -113,16 +117,111 @@ def render(result: Result, color: bool) -> str:
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default=None, help="Override the retriever.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def ask_cmd(question: str, k: int, retriever: str | None, index_dir: Path | None, as_json: bool) -> None:
+@click.option("--outlet", help="Only documents from this outlet (as `tr-qa list` shows it; case is ignored).")
+@click.option("--kind", help=f"Only documents of this kind: {', '.join(KINDS)}.")
+@click.option("--from", "published_from", metavar="YYYY-MM-DD", help="Only documents published on or after this.")
+@click.option("--to", "published_to", metavar="YYYY-MM-DD", help="Only documents published on or before this.")
+def ask_cmd(
+    question: str,
+    k: int,
+    retriever: str | None,
+    index_dir: Path | None,
+    as_json: bool,
+    outlet: str | None,
+    kind: str | None,
+    published_from: str | None,
+    published_to: str | None,
+) -> None:
     """Ask a question; prints the extractive answer and the passages behind it."""
     validate_question(question, MAX_QUESTION_CHARS)  # reject bad input before loading any model
     validate_k(k)
+    filters = Filters(outlet=outlet, kind=kind, published_from=published_from, published_to=published_to)
     qa = load_qa(settings_from(index=index_dir))
-    result = qa.ask(question, k=k, retriever=retriever)
+    result = qa.ask(question, k=k, retriever=retriever, filters=filters)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         click.echo(render(result, color=sys.stdout.isatty()))
+
+
+def index_summary(report: BuildReport) -> str:
+    """One line saying how the index changed."""
+    if report.unchanged:
+        return f"index unchanged: {report.documents} documents, {report.chunks} chunks"
+    return (
+        f"index updated: {report.documents} documents, {report.chunks} chunks ({report.embedded_chunks} embedded, "
+        f"{len(report.removed)} documents removed) in {report.seconds:.1f} s"
+    )
+
+
+@cli.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite a different file of the same name in the corpus.")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder [default: seeds/].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def add_cmd(
+    paths: tuple[Path, ...], replace: bool, corpus: Path | None, index_dir: Path | None, no_progress: bool
+) -> None:
+    """Copy documents (files, or folders of them) into the corpus and index them.
+
+    PDF, Word .docx, HTML, Markdown and UTF-8 text are read by their content. A folder keeps its name and inner
+    paths in the corpus. A file that cannot be read is refused with the reason; the others are added.
+    """
+    from tr_qa.corpus import add_documents
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    report = add_documents(
+        settings_from(corpus, index_dir),
+        paths,
+        replace=replace,
+        progress=not no_progress and sys.stderr.isatty(),
+        log=say,
+    )
+    for skip in report.refused:
+        say(f"warning: {skip.path}: {skip.reason}")
+    for item in report.added:
+        click.echo(f"{item.status}: {item.doc_id}")
+    click.echo(index_summary(report.build))
+
+
+@cli.command("remove")
+@click.argument("doc_id")
+@click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder [default: seeds/].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+def remove_cmd(doc_id: str, corpus: Path | None, index_dir: Path | None) -> None:
+    """Delete a document (its id as `tr-qa list` shows it) from the corpus folder and the index."""
+    from tr_qa.corpus import remove_document
+
+    report = remove_document(settings_from(corpus, index_dir), doc_id, log=lambda msg: click.echo(msg, err=True))
+    click.echo(f"removed: {doc_id}")
+    click.echo(index_summary(report))
+
+
+@cli.command("list")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def list_cmd(index_dir: Path | None, as_json: bool) -> None:
+    """List the indexed documents: id, title, outlet, publication date, kind and chunks."""
+    from tr_qa.corpus import list_documents
+
+    docs = list_documents(settings_from(index=index_dir))
+    if as_json:
+        click.echo(json.dumps({"documents": [d.to_dict() for d in docs]}, ensure_ascii=False))
+        return
+    rows = [("ID", "TITLE", "OUTLET", "DATE", "KIND", "CHUNKS")]
+    rows += [
+        (d.id, d.title, d.meta.outlet or "-", d.meta.published or "-", d.meta.kind or "-", str(d.chunks)) for d in docs
+    ]
+    clip = [min(60, max(len(r[i]) for r in rows)) for i in range(5)]
+
+    def cell(text: str, width: int) -> str:
+        return (text if len(text) <= width else text[: width - 1] + "…").ljust(width)
+
+    for r in rows:
+        click.echo("  ".join([*(cell(r[i], clip[i]) for i in range(5)), r[5].rjust(6)]).rstrip())
 
 
 def main() -> None:

@@ -102,6 +102,12 @@ class Settings:
     answer_queue: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_QUEUE", 8, 0))
     # Chat turns the server keeps from the history a client sends back (older ones are dropped).
     chat_history_messages: int = 60
+    # --- Adding documents through the server (POST /api/documents, tr_qa.web.admin). ---
+    # The bearer token that route requires; while it is unset the route does not exist (404). Kept out of repr so
+    # it never reaches a log line that prints the settings.
+    admin_token: str = field(default_factory=lambda: os.environ.get("TR_QA_ADMIN_TOKEN", "").strip(), repr=False)
+    # The largest document the route takes, in bytes (the whole upload is held in memory while it is read).
+    upload_bytes: int = field(default_factory=lambda: env_int("TR_QA_MAX_UPLOAD_BYTES", 20_000_000, 1024))
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values ignored)."""

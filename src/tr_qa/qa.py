@@ -6,7 +6,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tr_qa.config import Settings, validate_k, validate_question, validate_retriever
 from tr_qa.embed import Embedder
@@ -16,7 +16,7 @@ from tr_qa.index import IndexData, load
 from tr_qa.judge import Judge, load_strategy
 from tr_qa.retrieve import Retriever
 from tr_qa.text import specific_overlap
-from tr_qa.types import Candidate, Document, Judged, Result
+from tr_qa.types import Candidate, Document, Filters, Judged, Result
 
 if TYPE_CHECKING:
     from tr_qa.reader import Reader
@@ -38,7 +38,7 @@ class QA:
         self._reader = reader
         self._reader_lock = threading.Lock()
         # One QA object serves one index generation, so the generation is implicit in the cache's owner.
-        self._cache: OrderedDict[tuple[str, int, str], Result] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int, str, Filters | None], Result] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -85,22 +85,31 @@ class QA:
         except KeyError:
             raise InputError(f"no document with id {doc_id!r}") from None
 
-    def ask(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        retriever: str | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+    ) -> Result:
         """Answer a question extractively from the documents, or abstain and show the nearest passages.
 
-        Answers are cached (bounded, least recently used first out) by the normalised question, k, the retriever
-        and the index generation: a campaign site gets the same few questions again and again.
+        ``filters`` (a ``Filters`` or a dict of its fields) limits the answer and passages to documents of one
+        outlet, kind or publication period. Answers are cached (bounded, least recently used first out) by the
+        normalised question, k, the retriever, the filters and the index generation: a campaign site gets the
+        same few questions again and again.
         """
         question = validate_question(question)
         k = validate_k(self.settings.k if k is None else k)
         method = validate_retriever(retriever or self.settings.retriever)
-        key = (" ".join(question.casefold().split()), k, method)
+        chosen = Filters.of(filters)
+        key = (" ".join(question.casefold().split()), k, method, chosen)
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        result = self.decide(self.candidates(question, k, method))
+        result = self.decide(self.candidates(question, k, method, chosen))
         if self.settings.answer_cache_size > 0:
             with self._cache_lock:
                 self._cache[key] = result
@@ -124,13 +133,20 @@ class QA:
             return replace(result, abstained=True, answer=None, evidence="none", passages=passages)
         return replace(result, abstained=False, evidence=evidence)
 
-    def gather(self, question: str, k: int | None = None, retriever: str | None = None) -> tuple[str, list[Candidate]]:
+    def gather(
+        self,
+        question: str,
+        k: int | None = None,
+        retriever: str | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+    ) -> tuple[str, list[Candidate]]:
         """The validated question and its candidates: retrieved passages, best sentences, the reader's spans."""
         question = validate_question(question)
         k = validate_k(self.settings.k if k is None else k)
         method = validate_retriever(retriever or self.settings.retriever)
+        chosen = Filters.of(filters)
         q_vec = self.embedder.encode([question])[0]
-        passages = self.retriever.passages(self.retriever.search(question, q_vec, method), k)
+        passages = self.retriever.passages(self.retriever.search(question, q_vec, method, filters=chosen), k)
         cands = [
             Candidate(
                 p,
@@ -148,9 +164,15 @@ class QA:
             cands[:n_read] = [replace(c, read=s) for c, s in zip(cands[:n_read], spans, strict=True)]
         return question, cands
 
-    def candidates(self, question: str, k: int | None = None, retriever: str | None = None) -> Result:
+    def candidates(
+        self,
+        question: str,
+        k: int | None = None,
+        retriever: str | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+    ) -> Result:
         """The best answer and ranked passages before the abstention threshold is applied."""
-        question, cands = self.gather(question, k, retriever)
+        question, cands = self.gather(question, k, retriever, filters)
         explain = self.settings.explain_with_sentence and asks_for_explanation(question)
         judged = [self.judge.judge(c, explain) for c in cands]
         ranked = self.rank(judged, sum(c.read is not None for c in cands))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +11,11 @@ import numpy as np
 from tr_qa.config import validate_retriever
 from tr_qa.index import IndexData
 from tr_qa.text import terms
-from tr_qa.types import Passage
+from tr_qa.types import Filters, Passage
 
 CANDIDATES = 100
+# Chunk sets kept per distinct filter (a campaign site asks with the same few filters again and again).
+ALLOWED_CACHE = 64
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class Retriever:
         if not 0.0 <= sentence_weight <= 1.0:
             raise ValueError(f"sentence weight must be between 0 and 1, got {sentence_weight}")
         self.data = data
+        self._allowed: dict[Filters, np.ndarray] = {}
+        self._allowed_lock = threading.Lock()
         self.alpha = alpha
         self.sentence_weight = sentence_weight
         self._chunk_sentences = self._sentence_rows(data)
@@ -90,19 +95,50 @@ class Retriever:
             return np.zeros(len(self.data.chunks), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(q), dtype=np.float32)
 
+    def allowed_chunks(self, filters: Filters | None) -> np.ndarray | None:
+        """Ids of the chunks whose documents pass ``filters``; None when there are no filters (all pass)."""
+        if filters is None or filters.empty:
+            return None
+        with self._allowed_lock:
+            found = self._allowed.get(filters)
+        if found is None:
+            docs = {d.id for d in self.data.documents.values() if filters.matches(d.meta)}
+            found = np.array([i for i, c in enumerate(self.data.chunks) if c.doc_id in docs], dtype=np.int64)
+            with self._allowed_lock:
+                if len(self._allowed) >= ALLOWED_CACHE:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[filters] = found
+        return found
+
     def search(
-        self, question: str, question_vector: np.ndarray, method: str = "hybrid", limit: int = CANDIDATES
+        self,
+        question: str,
+        question_vector: np.ndarray,
+        method: str = "hybrid",
+        limit: int = CANDIDATES,
+        filters: Filters | None = None,
     ) -> list[Hit]:
-        """Chunks ranked best first by the chosen method."""
+        """Chunks ranked best first by the chosen method, only from documents that pass ``filters``.
+
+        With filters, the candidates are the best dense and the best BM25 matches among the chunks that pass
+        (not the overall best, filtered afterwards, which can leave nothing): every score is the one the chunk
+        would get without filters, so a filter only narrows what is shown.
+        """
         validate_retriever(method)
         n = len(self.data.chunks)
-        if n == 0:
+        allowed = self.allowed_chunks(filters)
+        if n == 0 or (allowed is not None and not len(allowed)):
             return []
         limit = min(limit, n)
-        _scores, ids = self.data.faiss_index.search(question_vector.reshape(1, -1).astype(np.float32), limit)
-        candidates = {int(i) for i in ids[0] if i >= 0}
         bm25 = self.bm25_scores(question)
-        candidates.update(int(i) for i in np.argsort(-bm25)[:limit])
+        if allowed is None:
+            _scores, ids = self.data.faiss_index.search(question_vector.reshape(1, -1).astype(np.float32), limit)
+            candidates = {int(i) for i in ids[0] if i >= 0}
+            candidates.update(int(i) for i in np.argsort(-bm25)[:limit])
+        else:
+            cosine = self.data.chunk_vectors[allowed] @ question_vector
+            candidates = {int(i) for i in allowed[np.argsort(-cosine, kind="stable")[:limit]]}
+            candidates.update(int(i) for i in allowed[np.argsort(-bm25[allowed], kind="stable")[:limit]])
         cand = np.fromiter(candidates, dtype=np.int64)
         dense = self.dense_scores(cand, question_vector)
         top_bm25 = float(bm25.max()) if bm25.size else 0.0
@@ -138,5 +174,17 @@ class Retriever:
         out = []
         for doc_id, start, end, score in spans:
             doc = self.data.documents[doc_id]
-            out.append(Passage(doc_id, doc.title, start, end, doc.text[start:end], score))
+            out.append(
+                Passage(
+                    doc_id,
+                    doc.title,
+                    start,
+                    end,
+                    doc.text[start:end],
+                    score,
+                    meta=doc.meta,
+                    page=doc.page_at(start),
+                    from_comment=doc.in_comments(start, end),
+                )
+            )
         return out

@@ -3,6 +3,7 @@ turns the project's errors and validation errors into ``{"error": "..."}`` with 
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 
 from tr_qa.config import MAX_QUESTION_CHARS, validate_k, validate_question
 from tr_qa.errors import BusyError, InputError, RateLimitError, TrQaError
+from tr_qa.types import Filters
 from tr_qa.web.limits import AnswerGate, RateLimiter
 from tr_qa.web.security import rate_key
 
@@ -29,6 +31,8 @@ class AskRequest(BaseModel):
 
     question: str
     k: int | None = None
+    # Only documents of this outlet, kind or publication period: {"kind": "news report", "published_from": ...}.
+    filters: Filters | None = None
 
     @field_validator("question", mode="before")
     @classmethod
@@ -40,6 +44,11 @@ class AskRequest(BaseModel):
     @classmethod
     def _k(cls, value: object) -> int:
         return validate_k(value)
+
+    @field_validator("filters", mode="plain")
+    @classmethod
+    def _filters(cls, value: object) -> Filters | None:
+        return Filters.of(value)  # InputError naming anything it cannot use
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -60,7 +69,7 @@ def validation_message(exc: ValidationError) -> str:
         return f"{loc[-1]} is missing"
     if kind == "extra_forbidden":
         unknown = sorted(str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden")
-        return f"unknown field(s): {', '.join(unknown)}; expected question and k"
+        return f"unknown field(s): {', '.join(unknown)}; expected question, k and filters"
     return f"{'.'.join(map(str, loc)) or 'body'}: {err['msg']}"
 
 
@@ -94,9 +103,10 @@ def add_api(app: FastAPI, qa: QA, limiter: RateLimiter, gate: AnswerGate, max_ch
 
     @app.post("/api/ask")
     async def api_ask(request: Request) -> JSONResponse:
-        """Answer ``{"question": str, "k": int}``; same JSON as ``tr-qa ask --json``."""
+        """Answer ``{"question": str, "k": int, "filters": {...}}``; same JSON as ``tr-qa ask --json``."""
         # The body arrives whole and bounded (RequestGuard); pydantic parses it, so depth and types are checked.
         body = AskRequest.model_validate_json(await request.body(), context={"max_chars": max_chars})
         limiter.enforce(rate_key(request.client.host if request.client else ""))
-        result = await gate.run(qa.ask, body.question, body.k or qa.settings.k)
+        ask = qa.ask if body.filters is None else functools.partial(qa.ask, filters=body.filters)
+        result = await gate.run(ask, body.question, body.k or qa.settings.k)
         return JSONResponse(result.to_dict())

