@@ -41,7 +41,9 @@ _MD_STRONG: tuple[re.Pattern[str], ...] = (
     re.compile(r"^(?:```|~~~)", re.MULTILINE),  # fenced code
     re.compile(r"!?\[[^\]\n]+\]\([^)\s]+(?:\s+\"[^\"\n]*\")?\)"),  # inline link or image
     re.compile(r"^\[[^\]\n]+\]:[ \t]+\S", re.MULTILINE),  # reference definition
-    re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__"),  # strong emphasis
+    # Strong emphasis; "__" must open at a word start and close at a word end, so code names such as
+    # window.__xss or __init__ in plain text do not count.
+    re.compile(r"\*\*[^*\n]+\*\*|(?<![\w.])__(?=\S)[^_\n]+(?<=\S)__(?!\w)"),
     re.compile(r"(?<!`)`[^`\n]+`(?!`)"),  # inline code
 )
 _MD_NAMES = (".md", ".markdown", ".mdown", ".mkd")
