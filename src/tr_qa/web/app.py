@@ -23,8 +23,11 @@ from starlette.middleware.cors import CORSMiddleware
 
 from tr_qa.config import Settings
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from tr_qa.web.admin import LiveQA, add_admin, admin_routes
 from tr_qa.web.api import add_api
 from tr_qa.web.chat import CHAT_CSS, GRADIO_JS, THEME, build_blocks
+from tr_qa.web.compress import CachePolicy, Compression
+from tr_qa.web.embed import add_embed
 from tr_qa.web.limits import AnswerGate, RateLimiter, parse_rate_limit
 from tr_qa.web.render import document_response
 from tr_qa.web.security import (
@@ -78,6 +81,10 @@ def allowed_routes(settings: Settings) -> tuple[dict[str, Route], dict[str, Rout
             "/",
             "/healthz",
             "/widget.js",
+            "/embed.js",
+            "/embed.css",
+            "/embed-chat.js",
+            "/embed-chat.css",
             "/favicon.ico",
             "/robots.txt",
             "/theme.css",
@@ -101,6 +108,9 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
     ``settings`` defaults to the QA's own; its web fields (origins, proxies, limits) are checked here.
     """
     settings = settings or qa.settings
+    # Every route reads the QA through this proxy, so a document added through /api/documents is answered at once.
+    live = LiveQA(qa)
+    qa = live.as_qa()
     config = WebConfig.from_settings(settings)
     frame_ancestors = " ".join(("'self'", *config.origins))
     limiter = RateLimiter(config.rate_limit, config.rate_window)
@@ -116,6 +126,7 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
     app.state.gate = gate
     app.state.limiter = limiter
     add_api(app, qa, limiter, gate, settings.web_question_chars)
+    add_admin(app, live, settings)
 
     @app.get("/doc/{doc_id:path}")
     def document_page(
@@ -135,16 +146,21 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
         # It imports ./assets/… relative to its own URL, which Gradio serves at /assets/ on this app.
         return FileResponse(GRADIO_JS, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
+    app.state.embed_version = add_embed(app).version  # the light embed: /embed.js, /embed-chat.js, their CSS
+
     demo, chat_check = build_blocks(qa, settings, limiter, gate)
     exact, prefixes = allowed_routes(settings)
+    exact |= admin_routes(settings)
     checks = {"/gradio_api/queue/join": chat_check, "/gradio_api/call/ask": chat_check}
-    # Added innermost first: a request meets SecurityHeaders, JsonErrors, ClientAddress, CORS, then RequestGuard.
+    # Added innermost first: a request meets Compression, CachePolicy, SecurityHeaders, JsonErrors, ClientAddress,
+    # CORS, then RequestGuard.
     app.add_middleware(RequestGuard, exact=exact, prefixes=prefixes, max_depth=settings.json_max_depth, checks=checks)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(config.origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["content-type", "x-gradio-user"],  # the web component sends x-gradio-user
+        expose_headers=["Retry-After"],  # so the embed can say when to ask again after a 429 or 503
         # The widget's calls carry no cookies (run history, the one credentialed call, is off), so none are allowed.
         allow_credentials=False,
         max_age=600,
@@ -152,6 +168,9 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddress, trusted=config.proxies)
     app.add_middleware(JsonErrors, retry_after=gate.retry_after)
     app.add_middleware(SecurityHeaders, frame_ancestors=frame_ancestors, frame_deny=not config.origins)
+    # Outermost: caching headers and compression apply to every response, errors included.
+    app.add_middleware(CachePolicy)
+    app.add_middleware(Compression)
     return gr.mount_gradio_app(
         app,
         demo,
@@ -203,6 +222,7 @@ def serve(
     app = build_app(qa, settings)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     click.echo(f"tr-qa: chat on http://{shown}:{port}/  (API: POST /api/ask; widget: /widget.js)", err=True)
+    click.echo(f"light embed: /embed.js (or, cached for a year, /embed.js?v={app.state.embed_version})", err=True)
     click.echo(f"embedding allowed from: {', '.join(config.origins) or 'no other origin'}", err=True)
     proxies = ", ".join(map(str, config.proxies)) or "none (X-Forwarded-For is ignored)"
     click.echo(f"trusted proxies: {proxies}", err=True)

@@ -3,7 +3,8 @@ JSON errors and security headers. Each piece is a small ASGI middleware; ``tr_qa
 
 Order, outermost first: SecurityHeaders → JsonErrors → ClientAddress → CORS → RequestGuard → routes. So every
 response (errors included) gets the headers, every error (Gradio's too) is JSON, the rate limit sees the real client,
-CORS preflights are answered before the route check, and nothing reaches a route with an unbounded body.
+CORS preflights are answered before the route check, and nothing reaches a route with an unbounded body. Outside
+them all, ``tr_qa.web.compress`` adds caching headers and compresses what goes out.
 """
 
 from __future__ import annotations
@@ -340,16 +341,24 @@ class ClientAddress:
         await self.app(scope, receive, send)
 
 
+# A route's check of a request's headers, run before its body is read: (status, message, headers) to refuse it.
+Authorize = Callable[[Scope], tuple[int, str, dict[str, str]] | None]
+
+
 @dataclass(frozen=True)
 class Route:
-    """An allowed route: its methods and the largest request body it takes."""
+    """An allowed route: its methods, the largest request body it takes, the body types it takes (JSON when none
+    are listed) and, optionally, a check that must pass before the body is read (e.g. an admin token)."""
 
     methods: frozenset[str]
     body_bytes: int
+    content_types: frozenset[str] = frozenset()
+    authorize: Authorize | None = None
 
 
 class RequestGuard:
-    """Deny by default: only listed routes and methods pass (404/405 otherwise); a POST must be JSON (415);
+    """Deny by default: only listed routes and methods pass (404/405 otherwise); a route's own check of the
+    headers (an admin token) runs next; a POST must be JSON, or one of the route's own types (415);
     a body over the route's limit gets 413 without being read further; JSON nested too deeply, or a body its
     route's check refuses, gets 400.
 
@@ -394,10 +403,15 @@ class RequestGuard:
             allowed = ", ".join(sorted(rule.methods))
             await send_error(send, 405, f"method {method} is not allowed here (allowed: {allowed})", {"Allow": allowed})
             return
+        refused = rule.authorize(scope) if rule.authorize is not None else None
+        if refused is not None:
+            await send_error(send, *refused)
+            return
         content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if method == "POST" and content_type != JSON_TYPE:
+        if method == "POST" and content_type not in (rule.content_types or {JSON_TYPE}):
             shown = content_type or "none"
-            await send_error(send, 415, f"Content-Type must be application/json, got {shown[:80]}")
+            wanted = "one of " + ", ".join(sorted(rule.content_types)) if rule.content_types else JSON_TYPE
+            await send_error(send, 415, f"Content-Type must be {wanted}, got {shown[:80]}")
             return
         length = header(scope, b"content-length")
         if length is not None:
