@@ -139,24 +139,66 @@ def test_a_build_failing_midway_leaves_the_previous_index(
     assert [p.name for p in small.index_dir.glob("gen-*")] == [before.path.name]
 
 
-def test_killing_a_build_at_any_moment_leaves_a_usable_index(small: Settings) -> None:
+# Where a kill lands is controlled, not guessed with sleeps: the build runs in a child process whose chosen step
+# writes a marker file and then waits, and the test kills it there.
+_PAUSED_BUILD = """
+import sys, time
+from pathlib import Path
+from tr_qa.config import Settings
+from tr_qa.index import builder
+corpus, index_dir, marker, point = sys.argv[1:5]
+
+def pause(*args, **kwargs):
+    Path(marker).write_text("here")
+    time.sleep(600)
+
+if point == "embedding":
+    builder.embed_changes = pause
+elif point == "writing":
+    original = builder.atomic_write_text
+    def write(path, text):
+        if Path(path).name == "manifest.json":
+            pause()
+        return original(path, text)
+    builder.atomic_write_text = write
+elif point == "after-swap":
+    builder._remove_stale_generations = pause
+builder.build(Settings(corpus_dir=Path(corpus), index_dir=Path(index_dir)), progress=False)
+"""
+
+
+@pytest.mark.parametrize(("point", "survivor"), [("embedding", "old"), ("writing", "old"), ("after-swap", "new")])
+def test_a_build_killed_at_each_step_leaves_the_generation_it_should(
+    small: Settings, embedder: Embedder, tmp_path: Path, point: str, survivor: str
+) -> None:
     before = index.load(small.index_dir)
-    for name in ["001_6c092b2caff0b2fa.txt", "002_d74444fc747f437f.txt", "003_ebd9b20a7e4f4e45.txt"]:
-        shutil.copy(ROOT / "seeds" / name, small.corpus_dir / name)
-    code = (
-        "from pathlib import Path; from tr_qa.config import Settings; from tr_qa.index import build; "
-        f"build(Settings(corpus_dir=Path({str(small.corpus_dir)!r}), index_dir=Path({str(small.index_dir)!r})),"
-        " progress=False)"
+    shutil.copy(ROOT / "seeds" / "002_d74444fc747f437f.txt", small.corpus_dir / "002_d74444fc747f437f.txt")
+    new_docs = {p.name for p in small.corpus_dir.glob("*.txt")}
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_BUILD, str(small.corpus_dir), str(small.index_dir), str(marker), point],
+        env={**os.environ, "TR_QA_THREADS": "1"},
     )
-    for delay in (1.5, 4.0, 6.5):
-        proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "TR_QA_THREADS": "1"})
-        time.sleep(delay)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, f"the build ended before reaching {point}"
+            assert time.monotonic() < deadline, f"the build never reached {point}"
+            time.sleep(0.05)
+    finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        data = index.load(small.index_dir)  # never raises: either the old or the new generation
-        assert set(data.documents) in (set(before.documents), {p.name for p in small.corpus_dir.glob("*.txt")})
-        for c in data.chunks:
-            assert data.documents[c.doc_id].text[c.start : c.end] == c.text
+    data = index.load(small.index_dir)  # never raises
+    if survivor == "old":
+        assert data.path == before.path and set(data.documents) == set(before.documents)
+    else:
+        assert data.path != before.path and set(data.documents) == new_docs
+    for c in data.chunks:
+        assert data.documents[c.doc_id].text[c.start : c.end] == c.text
+    # The next build finishes the job and leaves exactly one generation.
+    index.build(small, embedder=embedder, progress=False)
+    assert set(index.load(small.index_dir).documents) == new_docs
+    assert len(list(small.index_dir.glob("gen-*"))) == 1
 
 
 def test_a_new_title_from_metadata_is_stored_without_embedding(small: Settings, embedder: Embedder) -> None:
