@@ -16,10 +16,12 @@ from conftest import HOSTILE_ID, HOSTILE_QUESTION, HOSTILE_TEXT, LiveServer
 
 from tr_qa.config import Settings
 from tr_qa.errors import InputError
+from tr_qa.extract.base import DocMeta
 from tr_qa.types import Answer, Passage, Result, Span
 from tr_qa.web.app import build_app
+from tr_qa.web.chat import looks_like_follow_up
 from tr_qa.web.limits import RateLimiter, parse_rate_limit
-from tr_qa.web.render import result_html
+from tr_qa.web.render import DOC_STYLE, human_date, result_html, safe_url
 from tr_qa.web.security import parse_origins, validate_origin
 from tr_qa.web.server import ServeProcess
 
@@ -127,6 +129,84 @@ def test_why_answers_show_the_whole_sentence_with_the_span_in_bold_and_weak_ones
     assert "&lt;i&gt;" in out and "<i>" not in out
     strong = result_html(Result("q", False, replace(answer, display="span"), (passage,), 0.9, "strong"), "http://x")
     assert strong.startswith("<p>Answer: <mark><strong>because its contracts</strong></mark></p>")
+
+
+def test_citation_cards_show_provenance_in_words_and_no_file_offsets_or_scores() -> None:
+    text = "The fee was £5m in total."
+    answer = Span("news/a.txt", 12, 15, "£5m", "answer")
+    sentence = Span("news/a.txt", 0, len(text), text, "sentence")
+    meta = DocMeta(
+        outlet="The <Guardian>",
+        author="A & B",
+        published="2016-05-03",
+        url="https://x.example/a?b=1&c=2",
+        kind="news report",
+    )
+    passage = Passage(
+        "news/a.txt", "Fees <rise>", 7000, 7000 + len(text), text, 0.4321, (sentence, answer), meta, 2, True
+    )
+    shifted = replace(passage, start=0, end=len(text))
+    out = result_html(Result("q", False, Answer("£5m", "news/a.txt", 12, 15, 0.9, sentence), (shifted,)), "http://c")
+    card = re.search(r'<p class="tr-qa-source">(.*?)</p>', out, re.S)
+    assert card is not None
+    words = html.unescape(re.sub(r"<[^>]+>", "", card.group(1)))
+    assert words == (
+        "[1] Fees <rise>The <Guardian> · by A & B · 3 May 2016 · news report · from a reader comment · p. 2 · original"
+    )
+    assert "a.txt" not in words and "0.43" not in out and "characters" not in out and "score" not in out
+    assert (
+        'href="https://x.example/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer nofollow">original</a>' in out
+    )
+    # Only http(s) originals are linked; anything else is dropped, never shown as a link.
+    bad = replace(shifted, meta=replace(meta, url="javascript:alert(1)"))
+    assert "javascript" not in result_html(Result("q", True, None, (bad,)), "http://c")
+    assert set(re.findall(r"</?([a-z]+)", out)) <= {"p", "strong", "a", "mark", "blockquote", "br"}
+    # Unknown provenance: just the title, no empty separators.
+    plain = replace(shifted, meta=DocMeta(), page=None, from_comment=False)
+    assert re.search(
+        r'<p class="tr-qa-source"><strong>\[1\]</strong> <a [^>]+>Fees &lt;rise&gt;</a></p>',
+        result_html(Result("q", True, None, (plain,)), "http://c"),
+    )
+
+
+def test_human_dates_and_safe_urls() -> None:
+    assert human_date("2016-05-03") == "3 May 2016" and human_date("2017-11-25") == "25 November 2017"
+    assert human_date(None) is None and human_date("2016-13-01") is None
+    assert safe_url("http://a.example/x") == "http://a.example/x"
+    assert safe_url("HTTPS://a.example") == "HTTPS://a.example"
+    for bad in ("javascript:alert(1)", "data:text/html,x", "//a.example", "ftp://a.example", "", None, "https://"):
+        assert safe_url(bad) is None, bad
+
+
+def test_highlights_are_not_underlined_and_keep_a_non_colour_cue() -> None:
+    from tr_qa.web.chat import CHAT_CSS
+
+    for css in (DOC_STYLE, CHAT_CSS):
+        assert "underline" not in css and "dotted" not in css
+        assert re.search(r"mark\s*\{[^}]*border-left:\s*3px solid", css)  # the sentence: a rule at its start
+        assert re.search(r"mark strong\s*\{[^}]*font-weight:\s*700", css)  # the answer: bold
+
+
+FOLLOW_UPS = [
+    # (a question that stands alone, a follow-up that leans on it)
+    ("How much was the 2016 bail out?", "And what about 2017?"),
+    ("When did Working Links go into administration?", "Why did it fail?"),
+    ("Who is the chief inspector of probation?", "What did she say about the CRCs?"),
+    ("What losses are the Community Rehabilitation Companies facing by 2022?", "How much did they get?"),
+    ("When was the probation privatisation extended to commercial companies?", "What about the unions?"),
+    ("What share of probation work is now the responsibility of the CRCs?", "Is that true?"),
+]
+
+
+@pytest.mark.parametrize(("first", "follow"), FOLLOW_UPS)
+def test_follow_ups_are_recognised_and_standalone_questions_are_not(first: str, follow: str) -> None:
+    assert not looks_like_follow_up(first)
+    assert looks_like_follow_up(follow)
+
+
+def test_named_subjects_are_not_follow_ups() -> None:
+    for q in ("Did Working Links say it failed?", "Who said that the contracts failed?", "Why did Sodexo lose it?"):
+        assert not looks_like_follow_up(q), q
 
 
 # --- the live server ---------------------------------------------------------------------------------------------
@@ -350,6 +430,17 @@ def test_doc_page_highlights_and_escapes(live_server: LiveServer, web_qa) -> Non
     assert marked is not None
     assert html.unescape(re.sub(r"</?strong>", "", marked.group(1))) == doc.text[start:end]
     assert "<strong>£77m</strong>" in marked.group(1)
+    assert '<a href="/">← Back to the chat</a>' in body and HOSTILE_ID not in body.split("<main>")[0]
+
+
+@pytest.mark.integration
+def test_doc_page_shows_provenance(live_server: LiveServer, web_qa) -> None:
+    doc = web_qa.document("001_6c092b2caff0b2fa.txt")
+    assert doc.meta.published == "2016-05-03" and doc.meta.kind == "blog post"  # from seeds/metadata.json
+    r = httpx.get(f"{live_server.url}/doc/001_6c092b2caff0b2fa.txt?start=0&end=10")
+    head = r.text.split("<main>")[0]
+    assert '<p class="meta">3 May 2016 · blog post</p>' in head and "That NAO Report Explained 2" in head
+    assert "File " not in head and "characters" not in head
 
 
 @pytest.mark.integration
@@ -433,3 +524,34 @@ def test_tr_qa_serve_command_starts(web_settings, tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.integration
+def test_chat_says_each_question_is_answered_on_its_own_for_follow_ups(live_server: LiveServer) -> None:
+    from gradio_client import Client
+
+    client = Client(live_server.url, verbose=False)
+    _, history = client.predict(FOLLOW_UPS[3][0], [], api_name="/ask")
+    assert "answered on its own" not in text_of(history[-1])
+    _, history = client.predict(FOLLOW_UPS[3][1], history, api_name="/ask")
+    assert text_of(history[-1]).startswith('<p class="tr-qa-note">Each question is answered on its own')
+
+
+@pytest.mark.integration
+def test_chat_body_check_takes_votes_only_on_the_vote_event(web_qa, tmp_path: Path) -> None:
+    from tr_qa.web.chat import build_blocks
+    from tr_qa.web.limits import AnswerGate
+
+    settings = replace(web_qa.settings, feedback_path=tmp_path / "fb.sqlite3")
+    demo, check = build_blocks(web_qa, settings, RateLimiter(0, 60), AnswerGate(1, 1))
+    by_name = {fn.fn.__name__: i for i, fn in demo.fns.items() if fn.fn is not None}
+    vote, ask = by_name["vote"], by_name["respond"]
+    history = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<p>Answer: x</p>"}]
+    good = {"data": [history], "event_data": {"index": 1, "value": "x", "liked": False}, "fn_index": vote}
+    assert check(json.dumps(good).encode()) is None
+    problem = check(json.dumps({**good, "data": ["q", history]}).encode())
+    assert problem is not None and problem.startswith("not a vote: data: Tuple should have at most 1 item")
+    assert "not a vote: event_data" in (check(json.dumps({**good, "event_data": None}).encode()) or "")
+    # A question sent to the vote event is refused, and a vote sent to the question event too.
+    assert check(json.dumps({"data": [history], "fn_index": ask}).encode()) is not None
+    assert check(json.dumps({"data": ["q", []], "fn_index": ask}).encode()) is None

@@ -240,11 +240,12 @@ def test_hostile_document_is_shown_as_text(context, live_server: LiveServer) -> 
         found = message.locator(".message-content").evaluate(INSPECT)
         assert set(found["tags"]) <= SAFE_TAGS, found["tags"]
         assert found["handlers"] == []
-        assert all(h.startswith(f"{live_server.url}/doc/") for h in found["hrefs"]), found["hrefs"]
+        own = (f"{live_server.url}/doc/", f"{live_server.url}/answer?q=")  # sources and the answer's permalink
+        assert all(h.startswith(own) for h in found["hrefs"]), found["hrefs"]
     user_text = page.locator("#tr-qa-chat [data-testid='user']").last.text_content() or ""
     assert "<img src=x onerror=\"alert('question')\">" in user_text
     bot_text = bot.text_content() or ""
-    assert HOSTILE_ID in bot_text
+    assert HOSTILE_ID not in bot_text  # people see titles and provenance, never file names
     assert "<img src=x onerror=\"window.__xss='title';alert('title')\"> Zanzibar quarry report" in bot_text
     assert "<img src=x onerror=\"window.__xss='img';alert('img')\">ministry" in bot_text
     shot(page, "hostile-chat")
@@ -255,8 +256,8 @@ def test_hostile_document_is_shown_as_text(context, live_server: LiveServer) -> 
     doc_page = popup_info.value
     doc_page.wait_for_load_state()
     found = doc_page.locator("body").evaluate(INSPECT)
-    assert set(found["tags"]) <= {"HEADER", "H1", "P", "MAIN", "MARK", "STRONG", "BR"}, found["tags"]
-    assert found["handlers"] == [] and found["hrefs"] == []
+    assert set(found["tags"]) <= {"HEADER", "H1", "P", "MAIN", "MARK", "STRONG", "BR", "A"}, found["tags"]
+    assert found["handlers"] == [] and found["hrefs"] == ["/"]  # only the way back to the chat
     for payload in (
         "<script>window.__xss='script';alert('script')</script>",
         "javascript:window.__xss='link'",
@@ -295,10 +296,12 @@ def test_axe_finds_no_serious_problems(browser, live_server: LiveServer) -> None
         href = page.locator(BOT).last.locator("a").first.get_attribute("href")
         page.goto(href or "")
         found["source page"] = run_axe(page)
+        page.goto(f"{live_server.url}/answer?q={QUESTION}")
+        found["answer page"] = run_axe(page)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "axe-serious.json").write_text(json.dumps(found, indent=1), encoding="utf-8")
         summary = {where: [(v["id"], v["help"], len(v["nodes"])) for v in vs] for where, vs in found.items()}
-        assert found == {"chat": [], "source page": []}, summary
+        assert found == {"chat": [], "source page": [], "answer page": []}, summary
     finally:
         ctx.close()
 
@@ -383,3 +386,167 @@ def test_widget_and_iframe_are_blocked_from_another_origin(
     )
     assert api == "blocked"
     shot(page, "embed-other-origin")
+
+
+# --- phone, permalinks, copy and feedback ---------------------------------------------------------------------------
+
+PHONE = {"width": 390, "height": 844}
+USER = "#tr-qa-chat [data-testid='user']"
+
+
+def inside(box: dict | None, width: float, height: float) -> bool:
+    """Whether a Playwright bounding box lies wholly inside a width × height viewport."""
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= width
+        and (box["y"] + box["height"] <= height)
+    )
+
+
+def starts_in(box: dict | None, top: float, bottom: float) -> bool:
+    """Whether a bounding box's top edge lies between ``top`` and ``bottom`` (the element starts in view)."""
+    return box is not None and top <= box["y"] < bottom - 20
+
+
+@pytest.fixture
+def phone(browser) -> Iterator:
+    """A 390 × 844 touch screen (an iPhone 12-14 in CSS pixels)."""
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB", color_scheme="light")
+    yield ctx
+    ctx.close()
+
+
+def test_phone_layout_keeps_question_answer_input_and_examples_in_view(phone, live_server: LiveServer) -> None:
+    page = phone.new_page()
+    rec = Recorder(page)
+    page.goto(f"{live_server.url}/?__theme=light")
+    box = page.locator("#tr-qa-question textarea")
+    box.wait_for()
+    w, h = PHONE["width"], PHONE["height"]
+    examples = page.locator("#tr-qa-examples button")
+    assert examples.count() == 4
+    for i in range(4):  # every example is on screen before anything is scrolled or typed
+        assert inside(examples.nth(i).bounding_box(), w, h), (i, examples.nth(i).bounding_box())
+    assert not page.locator("#tr-qa-hint").is_visible()  # no Shift key on a phone: the hint is dropped
+    for n, question in enumerate((QUESTION, "What losses are the companies facing by 2022?"), 1):
+        box.tap()
+        box.fill(question)
+        page.locator("#tr-qa-send").tap()
+        page.locator(BOT).nth(n - 1).locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+        # The scroll that follows each answer runs in the browser after the reply is drawn; wait for the newest
+        # question to be the one at the top of the conversation (from the second answer on, it is not without it).
+        page.wait_for_function(
+            """(n) => { const users = document.querySelectorAll("#tr-qa-chat [data-testid='user']");
+                const wrap = document.querySelector('#tr-qa-chat .bubble-wrap');
+                if (users.length !== n) return false;
+                const d = users[n - 1].getBoundingClientRect().top - wrap.getBoundingClientRect().top;
+                return d >= 0 && d < 40; }""",
+            arg=n,
+            timeout=10_000,
+        )
+        chat = page.locator("#tr-qa-chat").bounding_box()
+        assert inside(chat, w, h), chat
+        top, bottom = chat["y"], chat["y"] + chat["height"]
+        user, bot = page.locator(USER).last.bounding_box(), page.locator(BOT).last.bounding_box()
+        assert starts_in(user, top, bottom), (n, user, chat)  # the newest question starts in view …
+        assert starts_in(bot, top, bottom), (n, bot, chat)  # … and so does its answer
+        assert inside(box.bounding_box(), w, h) and inside(page.locator("#tr-qa-send").bounding_box(), w, h)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= w  # nothing wider than the screen
+        clipped = page.evaluate(  # no button's label spills out of it
+            "() => [...document.querySelectorAll('#tr-qa-actions button, #tr-qa-examples button')]"
+            ".filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent.trim())"
+        )
+        assert clipped == [], clipped
+    shot(page, "phone-answer")
+    assert not rec.errors
+
+
+def test_phone_iframe_embed_clips_nothing(phone, live_server: LiveServer, campaign_site: int) -> None:
+    page = phone.new_page()
+    page.goto(f"http://{ALLOWED_HOST}:{campaign_site}/campaign.html")
+    page.locator("#tr-qa-frame").scroll_into_view_if_needed()
+    frame = page.frame_locator("#tr-qa-frame")
+    frame.locator("#tr-qa-question textarea").wait_for(timeout=30_000)
+    inner = frame.locator("html").evaluate(
+        "e => ({scroll: e.scrollWidth, client: e.clientWidth, boxes: ['#tr-qa-chat', '#tr-qa-question', "
+        "'#tr-qa-send', '#tr-qa-clear', '#tr-qa-copy', '#tr-qa-examples'].map(s => "
+        "document.querySelector(s).getBoundingClientRect().right)})"
+    )
+    assert inner["scroll"] <= inner["client"], inner  # no sideways scrolling inside the frame
+    assert all(right <= inner["client"] for right in inner["boxes"]), inner
+    frame_box = page.locator("#tr-qa-frame").bounding_box()
+    assert frame_box is not None and frame_box["x"] >= 0 and frame_box["x"] + frame_box["width"] <= PHONE["width"]
+
+
+def test_permalink_asks_on_load_and_copy_gives_plain_text(context, live_server: LiveServer) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    rec = Recorder(page)
+    page.goto(f"{live_server.url}/?__theme=light")
+    ask_in_page(page, QUESTION)
+    bot = page.locator(BOT).last
+    bot.locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+    link = bot.locator("p.tr-qa-share a").get_attribute("href") or ""
+    assert link == f"{live_server.url}/answer?q=How%20much%20was%20the%202016%20bail%20out%3F"
+    answer_words = bot.locator("p").first.text_content() or ""
+
+    page.locator("#tr-qa-copy").click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert "<" not in copied and "£42m" in copied, copied  # plain text, not the message's HTML
+    quote = bot.locator("blockquote").first.text_content() or ""
+    title = bot.locator("p.tr-qa-source a").first.text_content() or ""
+    assert f'"{" ".join(quote.split())}" ({title}' in copied and copied.endswith(link), copied
+
+    # The chat permalink (/?q=) asks on load and shows the same answer; the shared page shows it too.
+    fresh = context.new_page()
+    fresh.goto(f"{live_server.url}/?__theme=light&q=How%20much%20was%20the%202016%20bail%20out%3F")
+    again = fresh.locator(BOT).last
+    again.locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+    assert fresh.locator(USER).last.text_content().strip() == QUESTION
+    assert (again.locator("p").first.text_content() or "") == answer_words
+    shared = context.new_page()
+    shared.goto(link)
+    assert "£42m" in (shared.locator("main").text_content() or "")
+    assert shared.locator("meta[property='og:title']").get_attribute("content") == QUESTION
+    assert not rec.errors
+
+
+def test_thumbs_down_is_stored_with_the_question_and_answer(context, live_server: LiveServer, web_settings) -> None:
+    from tr_qa.feedback import FeedbackStore, feedback_path
+
+    store = FeedbackStore(feedback_path(web_settings))
+    before = len(store.rows())
+    page = context.new_page()
+    page.goto(f"{live_server.url}/?__theme=light")
+    ask_in_page(page, QUESTION)
+    bot = page.locator(BOT).last
+    bot.locator("mark strong").first.wait_for(timeout=ANSWER_TIMEOUT)
+    page.locator("#tr-qa-chat button[aria-label='Dislike']").last.click()
+    for _ in range(100):
+        rows = store.rows()
+        if len(rows) > before:
+            break
+        page.wait_for_timeout(100)
+    assert len(rows) == before + 1
+    row = rows[-1]
+    assert row["question"] == QUESTION and row["vote"] == -1 and "£42m" in str(row["answer"])
+    assert row["generation"] and str(row["generation"]).startswith("gen-")
+    assert set(row) == {"id", "created", "question", "answer", "abstained", "vote", "generation"}
+
+
+def test_one_font_family_and_no_font_files(context, live_server: LiveServer) -> None:
+    page = context.new_page()
+    rec = Recorder(page)
+    page.goto(f"{live_server.url}/?__theme=light")
+    page.locator("#tr-qa-question textarea").wait_for()
+    page.wait_for_load_state("networkidle")
+    families = page.evaluate(
+        "() => ['#tr-qa-title h1', '#tr-qa-intro p', '#tr-qa-send', '#tr-qa-question textarea', "
+        "'#tr-qa-examples button'].map(s => getComputedStyle(document.querySelector(s)).fontFamily)"
+    )
+    assert len(set(families)) == 1 and families[0].startswith("system-ui"), families
+    # The heading once mixed two fonts: a bundled SemiBold file lacked most letters. Now no font file is fetched.
+    assert not [u for u in rec.requests if u.split("?")[0].endswith((".woff", ".woff2", ".ttf", ".otf"))]
+    assert page.evaluate("() => [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family)") == []

@@ -589,3 +589,34 @@ def export_reader_cmd(checkpoints: Path, out: Path | None, heldout_limit: int | 
 
     path = export(checkpoints, out, command=" ".join(sys.argv), heldout_limit=heldout_limit)
     click.echo(f"exported the reader to {path}; refit the judge: scripts/fit_confidence.py")
+
+
+@cli.group("feedback")
+def feedback_group() -> None:
+    """Thumbs up/down left on chat answers (kept in feedback.sqlite3 next to the index)."""
+
+
+@feedback_group.command("export")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [default: index/].")
+@click.option(
+    "--db", "db", type=click.Path(path_type=Path, dir_okay=False), help="Feedback file [default: beside the index]."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON lines here [default: stdout]."
+)
+def feedback_export_cmd(index_dir: Path | None, db: Path | None, out: Path | None) -> None:
+    """Write thumbs-down and abstained questions as unlabelled eval/qa.jsonl items for a maintainer to label."""
+    from tr_qa.feedback import FeedbackStore, export_items, export_jsonl, feedback_path
+
+    path = db or feedback_path(settings_from(None, index_dir))
+    if not path.exists():
+        raise InputError(f"no feedback file at {path}: nobody has voted yet, or give --db")
+    rows = FeedbackStore(path).rows()
+    text = export_jsonl(rows)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)  # atomic: a reader never sees half a file
+    click.echo(f"wrote {len(export_items(rows))} questions to label to {out}", err=True)

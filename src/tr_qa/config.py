@@ -108,6 +108,12 @@ class Settings:
     admin_token: str = field(default_factory=lambda: os.environ.get("TR_QA_ADMIN_TOKEN", "").strip(), repr=False)
     # The largest document the route takes, in bytes (the whole upload is held in memory while it is read).
     upload_bytes: int = field(default_factory=lambda: env_int("TR_QA_MAX_UPLOAD_BYTES", 20_000_000, 1024))
+    # --- Answer feedback (thumbs up/down, tr_qa.feedback). ---
+    # The SQLite file votes are kept in; None: feedback.sqlite3 next to the index folder (never inside it, so an
+    # index rebuild cannot remove it).
+    feedback_path: Path | None = field(
+        default_factory=lambda: Path(p) if (p := os.environ.get("TR_QA_FEEDBACK_PATH", "").strip()) else None
+    )
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values ignored)."""

@@ -28,6 +28,7 @@ from tr_qa.web.api import add_api
 from tr_qa.web.chat import CHAT_CSS, GRADIO_JS, THEME, build_blocks
 from tr_qa.web.compress import CachePolicy, Compression
 from tr_qa.web.embed import add_embed
+from tr_qa.web.feedback import add_feedback
 from tr_qa.web.limits import AnswerGate, RateLimiter, parse_rate_limit
 from tr_qa.web.render import document_response
 from tr_qa.web.security import (
@@ -40,6 +41,7 @@ from tr_qa.web.security import (
     parse_origins,
     parse_proxies,
 )
+from tr_qa.web.share import add_share
 
 if TYPE_CHECKING:
     from tr_qa.qa import QA
@@ -95,6 +97,8 @@ def allowed_routes(settings: Settings) -> tuple[dict[str, Route], dict[str, Rout
     }
     exact |= {
         "/api/ask": Route(POST, settings.web_body_bytes),
+        "/api/feedback": Route(POST, settings.web_body_bytes),
+        "/answer": small,  # an answer's shareable page (tr_qa.web.share)
         "/gradio_api/queue/join": chat,  # the browser chat
         "/gradio_api/call/ask": chat,  # the documented Gradio API (gradio_client, curl)
     }
@@ -127,6 +131,9 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
     app.state.limiter = limiter
     add_api(app, qa, limiter, gate, settings.web_question_chars)
     add_admin(app, live, settings)
+    # Votes have their own budget (same rate as questions), so voting never stops someone asking.
+    add_feedback(app, settings, RateLimiter(config.rate_limit, config.rate_window))
+    add_share(app, qa, limiter, gate, frame_ancestors, settings.web_question_chars)
 
     @app.get("/doc/{doc_id:path}")
     def document_page(
@@ -166,7 +173,7 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(ClientAddress, trusted=config.proxies)
-    app.add_middleware(JsonErrors, retry_after=gate.retry_after)
+    app.add_middleware(JsonErrors, retry_after=gate.retry_after, html_prefixes=("/doc/", "/answer"))
     app.add_middleware(SecurityHeaders, frame_ancestors=frame_ancestors, frame_deny=not config.origins)
     # Outermost: caching headers and compression apply to every response, errors included.
     app.add_middleware(CachePolicy)

@@ -9,12 +9,14 @@ and are never rendered with ``gr.HTML``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import html
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi.responses import HTMLResponse
 
+from tr_qa.extract.base import DocMeta
 from tr_qa.highlight import segments
 from tr_qa.types import Answer, Document, Passage, Result, Span
 
@@ -92,13 +94,63 @@ def passage_link(base_url: str, passage: Passage) -> str:
     return doc_href(base_url, passage.doc_id, start, end, (answer.start, answer.end) if answer else None)
 
 
+def human_date(iso: str | None) -> str | None:
+    """``2016-05-03`` as ``3 May 2016``; None when unknown or not a date."""
+    if not iso:
+        return None
+    try:
+        day = dt.date.fromisoformat(iso)
+    except ValueError:
+        return None
+    return f"{day.day} {day:%B %Y}"
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is an absolute http(s) link (anything else, e.g. ``javascript:``, is not linked)."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def provenance(meta: DocMeta, page_no: int | None = None, from_comment: bool = False) -> list[str]:
+    """Escaped pieces of where a text comes from: outlet, author, date, kind, reader comment, page."""
+    bits = [esc(meta.outlet)] if meta.outlet else []
+    if meta.author:
+        bits.append(f"by {esc(meta.author)}")
+    when = human_date(meta.published)
+    if when:
+        bits.append(esc(when))
+    if meta.kind:
+        bits.append(esc(meta.kind))
+    if from_comment:
+        bits.append("from a reader comment")
+    if page_no is not None:
+        bits.append(f"p. {int(page_no)}")
+    return bits
+
+
+def original_link(meta: DocMeta) -> str:
+    """A link to the original publication, or nothing when its URL is unknown or not http(s)."""
+    url = safe_url(meta.url)
+    if url is None:
+        return ""
+    href = html.escape(url, quote=True)
+    return f'<a href="{href}" target="_blank" rel="noopener noreferrer nofollow">original</a>'
+
+
 def source_html(i: int, passage: Passage, base_url: str) -> str:
-    """One passage: its number, linked title, file, offsets and score, then the marked excerpt."""
+    """A citation card: number, linked title, outlet, date, kind, comment, page and original link, then the
+    marked excerpt (no file names, offsets or scores: the JSON has those)."""
     link = html.escape(passage_link(base_url, passage), quote=True)
+    bits = provenance(passage.meta, passage.page, passage.from_comment)
+    original = original_link(passage.meta)
+    if original:
+        bits.append(original)
+    details = f"<br>{' · '.join(bits)}" if bits else ""
     return (
         f'<p class="tr-qa-source"><strong>[{i}]</strong> '
-        f'<a href="{link}" target="_blank" rel="noopener noreferrer">{esc(passage.title)}</a> · '
-        f"file {esc(passage.doc_id)} · characters {passage.start}–{passage.end} · score {passage.score:.2f}</p>"
+        f'<a href="{link}" target="_blank" rel="noopener noreferrer">{esc(passage.title)}</a>{details}</p>'
         f"<blockquote>{passage_html(passage)}</blockquote>"
     )
 
@@ -149,23 +201,27 @@ def result_html(result: Result, base_url: str, max_passages: int = CHAT_PASSAGES
     return "".join(parts)
 
 
-# The document page's only style, allowed by its hash so the page can forbid every inline script and style else.
+# The server-rendered pages' only style, allowed by its hash so they can forbid every inline script and style else.
+# Highlights: a background plus a non-colour cue (a left rule on the sentence, bold for the short answer); no
+# underline, so they read neither as links nor as spelling errors.
 DOC_STYLE = (
-    "body{font:16px/1.6 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2328;"
-    "background:#fff}main{white-space:pre-wrap;overflow-wrap:anywhere}"
-    "mark{background:#fff3a3;color:inherit;text-decoration:underline dotted;scroll-margin-top:30vh}"
-    "mark strong{background:#ffd33d;text-decoration:underline solid 2px}"
+    "body{font:16px/1.6 system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;"
+    "max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2328;background:#fff}"
+    "main{white-space:pre-wrap;overflow-wrap:anywhere}a{color:#0b4fb3}"
+    "mark{background:#fff3a3;color:inherit;border-left:3px solid #7d4e00;padding-left:2px;scroll-margin-top:30vh}"
+    "mark strong{background:#ffd33d;font-weight:700}"
     "mark:target{outline:3px solid #0b5fff;outline-offset:2px}.meta{color:#57606a;font-size:.9rem}"
+    "blockquote{margin:1rem 0;padding-left:1rem;border-left:4px solid #d0d7de}"
 )
 DOC_STYLE_HASH = base64.b64encode(hashlib.sha256(DOC_STYLE.encode()).digest()).decode()
 
 
-def page(title: str, body: str) -> str:
-    """A complete server-rendered page; ``title`` and ``body`` must already be escaped."""
+def page(title: str, body: str, head: str = "") -> str:
+    """A complete server-rendered page; ``title``, ``body`` and ``head`` (extra head tags) must already be escaped."""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{DOC_STYLE}</style></head><body>{body}</body></html>"
+        f"<title>{title}</title>{head}<style>{DOC_STYLE}</style></head><body>{body}</body></html>"
     )
 
 
@@ -177,18 +233,36 @@ def doc_page_csp(frame_ancestors: str) -> str:
     )
 
 
-def document_html(title: str, doc_id: str, text: str, start: int, end: int, answer: tuple[int, int] | None) -> str:
+BACK_TO_CHAT = '<p><a href="/">← Back to the chat</a></p>'
+
+
+def doc_header(doc: Document) -> str:
+    """The document page's heading: title, provenance, original link and the way back to the chat."""
+    bits = provenance(doc.meta)
+    original = original_link(doc.meta)
+    if original:
+        bits.append(original)
+    meta = f'<p class="meta">{" · ".join(bits)}</p>' if bits else ""
+    return f"<header>{BACK_TO_CHAT}<h1>{esc(doc.title)}</h1>{meta}</header>"
+
+
+def document_html(doc: Document, start: int, end: int, answer: tuple[int, int] | None) -> str:
     """The whole document, escaped, with [start, end) marked as ``#hl`` (and the answer inside it in bold)."""
+    text, doc_id = doc.text, doc.id
     spans = [Span(doc_id, start, end, text[start:end], "sentence")]
     if answer is not None:
         spans.append(Span(doc_id, answer[0], answer[1], text[answer[0] : answer[1]], "answer"))
     # The same marking as the chat, so both highlight the same characters the same way; escaped text cannot
     # contain "<mark>", so the first one is the highlight.
     body = marked_html(text, 0, tuple(spans)).replace("<mark>", '<mark id="hl">', 1)
-    return (
-        f'<header><h1>{esc(title)}</h1><p class="meta">File {esc(doc_id)} · highlighted characters '
-        f"{start}–{end}</p></header><main>{body}</main>"
-    )
+    where = doc.page_at(start)
+    extra = []
+    if where is not None:
+        extra.append(f"page {where}")
+    if doc.in_comments(start, end):
+        extra.append("from a reader comment")
+    note = f'<p class="meta">Highlighted: {esc(", ".join(extra))}</p>' if extra else ""
+    return f"{doc_header(doc)}{note}<main>{body}</main>"
 
 
 def document_response(
@@ -223,9 +297,6 @@ def document_response(
         return bad(f"the highlight must satisfy 0 <= start < end <= {n}, got start={s}, end={e}")
     if answer is not None and not s <= answer[0] < answer[1] <= e:
         return bad("the answer highlight (astart, aend) must lie inside start..end")
-    if e > s:
-        body = document_html(doc.title, doc.id, doc.text, s, e, answer)
-    else:
-        body = f'<header><h1>{esc(doc.title)}</h1><p class="meta">File {esc(doc.id)}</p></header>'
-        body += f"<main>{html.escape(doc.text)}</main>"
+    whole = f"{doc_header(doc)}<main>{html.escape(doc.text)}</main>"
+    body = document_html(doc, s, e, answer) if e > s else whole
     return HTMLResponse(page(esc(doc.title), body), headers=csp)
