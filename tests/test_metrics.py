@@ -107,3 +107,16 @@ def test_fitted_threshold_separates_right_answers_from_unanswerables() -> None:
     records = [rec("a", ("x",), "x", 0.8), rec("b", ("x",), "x", 0.7), rec("c", (), "z", 0.3), rec("d", (), "z", 0.4)]
     threshold, share = mt.fit_threshold(records)
     assert 0.4 < threshold <= 0.7 and share == 1.0
+
+
+def test_compare_judges_old_reports_without_verdicts_at_their_own_threshold() -> None:
+    old = {
+        "overall": {"f1": 0.5, "abstain_threshold": 0.5},
+        "records": [
+            {"id": "a", "prediction": "x", "confidence": 0.9, "answers": ["x"]},  # right then
+            {"id": "b", "prediction": "z", "confidence": 0.9, "answers": []},  # answered an unanswerable
+        ],
+    }
+    diff = mt.compare(old, {"f1": 0.5}, {"a": False, "b": True}, {"a": "qa", "b": "qb"})
+    assert diff["newly_failed"] == [{"id": "a", "question": "qa"}]
+    assert diff["newly_fixed"] == [{"id": "b", "question": "qb"}]

@@ -274,7 +274,16 @@ def compare(
         iv = old_iv.get(k)
         outside = bool(iv) and not (iv[0] <= v <= iv[1])
         rows[k] = {"old": old_overall[k], "new": v, "change": v - old_overall[k], "outside_old_interval": outside}
-    old_ok = {r["id"]: bool(r.get("ok")) for r in old.get("records", []) if "ok" in r}
+    old_t = float(old_overall.get("abstain_threshold", 0.0))
+    old_ok = {}
+    for r in old.get("records", []):
+        if "ok" in r:
+            old_ok[r["id"]] = bool(r["ok"])
+        elif {"prediction", "confidence", "answers"} <= set(r):
+            # Reports written before per-question verdicts were stored: judge them the same way, at their threshold.
+            shown = bool(r["prediction"]) and float(r["confidence"]) >= old_t
+            golds = r["answers"]
+            old_ok[r["id"]] = (not shown) if not golds else shown and token_f1(r["prediction"], golds) >= CORRECT_F1
     failed = [{"id": i, "question": questions[i]} for i, ok in new_ok.items() if not ok and old_ok.get(i) is True]
     fixed = [{"id": i, "question": questions[i]} for i, ok in new_ok.items() if ok and old_ok.get(i) is False]
     return {"metrics": rows, "newly_failed": failed, "newly_fixed": fixed}

@@ -26,6 +26,16 @@ def _v2_line(m: dict[str, Any] | None) -> str:
     )
 
 
+def _progress(meta: dict[str, Any]) -> str:
+    done, total = meta.get("steps_exported", meta.get("steps_done")), meta.get("total_steps")
+    if "steps_done" not in meta or (done is not None and total is not None and done < total):
+        return (
+            "a checkpoint from a run still in progress: the learning rate had not decayed to 0 yet, and the same "
+            "command resumes the run"
+        )
+    return f"finished; stopped early: {meta.get('stopped_early')}; reschedules: {meta.get('reschedules') or 'none'}"
+
+
 def _rounded(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 4)
@@ -94,7 +104,7 @@ span's `margin` (span score minus no-answer score) is what the app's confidence 
   the same type from the article; tried for a {p.get("perturbed_negative_rate")} share). {meta.get("windows")}
   windows of up to {p.get("max_length")} word pieces.
 - Optimizer steps: {meta.get("steps_exported", meta.get("steps_done"))} exported of {meta.get("total_steps")}
-  planned (stopped early: {meta.get("stopped_early")}; reschedules: {meta.get("reschedules") or "none"}).
+  planned ({_progress(meta)}).
 
 ## Commands
 Training (resumable: the same command continues from its checkpoint folder):
