@@ -69,6 +69,7 @@ def export(
     meta_path = checkpoint_dir / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {"params": ck["params"]}
     meta["steps_exported"] = int(ck["step"])
+    meta.setdefault("train_seconds", round(float(ck.get("elapsed", 0.0)), 1))
     init = meta.get("params", {}).get("init_from")
     if init and (Path(init) / WEIGHTS_FILE).is_file():
         meta["init_from_sha256"] = sha256_file(Path(init) / WEIGHTS_FILE)
