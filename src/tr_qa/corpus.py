@@ -24,7 +24,7 @@ from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InputError
 from tr_qa.extract import MAX_FILE_BYTES, ExtractError
-from tr_qa.files import atomic_write_text, atomic_write_with
+from tr_qa.files import atomic_write_text, atomic_write_with, fsync_dir
 from tr_qa.index import BuildReport, build, load
 from tr_qa.ingest import (
     METADATA_FILE,
@@ -142,14 +142,6 @@ def _indexed_texts(index_dir: Path) -> dict[str, str]:
 # Writing
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_new(dest: Path, data: bytes) -> None:
     """Create ``dest`` with ``data`` durably; ConflictError if a file of that name appeared meanwhile."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +156,7 @@ def _write_new(dest: Path, data: bytes) -> None:
             os.link(tmp, dest)  # unlike a rename, a link never replaces what is there
         except FileExistsError:
             raise ConflictError(f"{dest} appeared while it was being added; nothing was overwritten") from None
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

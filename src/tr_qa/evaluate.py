@@ -19,23 +19,7 @@ from tr_qa.errors import InputError
 from tr_qa.squad import read_articles
 from tr_qa.types import Result
 
-METRICS = (
-    "n",
-    "recall@1",
-    "recall@5",
-    "mrr@10",
-    "highlight_hit",
-    "em",
-    "f1",
-    "unanswerable_abstained",
-    "answerable_answered",
-    "coverage@acc80",
-    "coverage@acc90",
-    "aurc",
-    "ece",
-    "latency_ms_p50",
-    "latency_ms_p95",
-)
+METRICS = ("n", *mt.INTERVAL_METRICS, "latency_ms_p50", "latency_ms_p95")
 TYPES = (
     "figure",
     "date",

@@ -42,6 +42,15 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (new or renamed files) durable: a rename is only safe once its folder is synced."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically and durably."""
     with atomic_open(path, "w") as fh:

@@ -27,7 +27,7 @@ from tr_qa.chunk import chunk_document
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
-from tr_qa.files import atomic_open, atomic_write_text, atomic_write_with
+from tr_qa.files import atomic_open, atomic_write_text, atomic_write_with, fsync_dir
 from tr_qa.index.layout import (
     CURRENT,
     REBUILD_HINT,
@@ -315,9 +315,9 @@ def write_generation(index_dir: Path, generation: Generation) -> Path:
         for f in gen.iterdir():
             os.chmod(f, 0o644)
         os.chmod(gen, 0o755)
-        _fsync_dir(gen)
+        fsync_dir(gen)
         atomic_write_text(index_dir / CURRENT, gen.name + "\n")
-        _fsync_dir(index_dir)
+        fsync_dir(index_dir)
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)
         raise
@@ -326,15 +326,6 @@ def write_generation(index_dir: Path, generation: Generation) -> Path:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Housekeeping
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a folder's entries (new or renamed files) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_stale_generations(index_dir: Path, keep: str) -> None:
