@@ -13,6 +13,7 @@ import click
 from tr_qa.config import MAX_QUESTION_CHARS, RETRIEVERS, Settings, validate_k, validate_question
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, InputError, TrQaError
 from tr_qa.highlight import segments
+from tr_qa.training.commands import export_reader_cmd, train_reader_cmd
 from tr_qa.types import KINDS, Filters, Result
 
 if TYPE_CHECKING:
@@ -452,145 +453,6 @@ def eval_cmd(
         sys.exit(EXIT_FAILURE)
 
 
-@cli.command("train-reader")
-@click.option(
-    "--train",
-    "train_file",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="SQuAD v1.1 training file (.json or .json.xz), e.g. ../shared/bench/squad-v1.1-train/….xz",
-)
-@click.option(
-    "--checkpoints",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path.home() / ".cache" / "tr-qa" / "reader-checkpoints",
-    show_default=True,
-    help="Checkpoint folder (keep it outside the repository); an interrupted run resumes from it.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Where to export the int8 model and its card [default: the package's shipped model folder].",
-)
-@click.option("--no-export", is_flag=True, help="Train (or resume) only; export later with `tr-qa export-reader`.")
-@click.option(
-    "--init-from",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Start from a shipped reader folder instead of all-MiniLM-L6-v2 with a new head.",
-)
-@click.option(
-    "--skip-questions",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Leave out the first N questions of the seeded order (those --init-from already learned).",
-)
-@click.option("--max-questions", type=click.IntRange(min=1), help="Train on this many questions of the seeded order.")
-@click.option(
-    "--hard-negatives",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help='Share of questions that also get their article\'s best BM25 paragraph without the answer, as "no answer".',
-)
-@click.option(
-    "--perturbed-negatives",
-    type=click.FloatRange(0, 1),
-    default=0.6,
-    show_default=True,
-    help='Share of questions tried with an entity swapped for another from the article, as "no answer".',
-)
-@click.option("--epochs", type=float, default=1.0, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True)
-@click.option("--warmup-ratio", type=click.FloatRange(0, 0.99), default=0.03, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=64, max=512), default=384, show_default=True)
-@click.option("--stride", type=click.IntRange(min=0), default=128, show_default=True)
-@click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--holdout-articles", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--eval-limit", type=click.IntRange(min=1), help="Score only this many held-out examples at the end.")
-def train_reader_cmd(
-    train_file: Path,
-    checkpoints: Path,
-    out: Path | None,
-    no_export: bool,
-    init_from: Path | None,
-    skip_questions: int,
-    max_questions: int | None,
-    hard_negatives: float,
-    perturbed_negatives: float,
-    epochs: float,
-    lr: float,
-    warmup_ratio: float,
-    batch_size: int,
-    max_length: int,
-    stride: int,
-    seed: int,
-    threads: int,
-    holdout_articles: int,
-    eval_limit: int | None,
-) -> None:
-    """Fine-tune the span reader on SQuAD with "no answer" negatives (seeded, resumable), then export it int8."""
-    from tr_qa.training.config import TrainConfig
-    from tr_qa.training.train import train
-
-    if not train_file.is_file():
-        raise InputError(f"training file does not exist: {train_file}")
-    try:
-        cfg = TrainConfig(
-            train_file=train_file.resolve(),
-            out_dir=checkpoints,
-            init_from=str(init_from.resolve()) if init_from else None,
-            skip_questions=skip_questions,
-            max_questions=max_questions,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            max_length=max_length,
-            stride=stride,
-            seed=seed,
-            holdout_articles=holdout_articles,
-            warmup_ratio=warmup_ratio,
-            hard_negative_rate=hard_negatives,
-            perturbed_negative_rate=perturbed_negatives,
-            threads=threads,
-            eval_limit=eval_limit,
-            progress=sys.stderr.isatty(),
-        )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
-    meta = train(cfg)
-    click.echo(f"held-out: {json.dumps(meta.get('heldout_fp32'))}")
-    if not no_export and not meta.get("stopped_early"):
-        from tr_qa.training.export import export
-
-        path = export(checkpoints, out, command=" ".join(sys.argv))
-        click.echo(f"exported the reader to {path}")
-
-
-@cli.command("export-reader")
-@click.option(
-    "--checkpoints",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=Path.home() / ".cache" / "tr-qa" / "reader-checkpoints",
-    show_default=True,
-    help="The training run's checkpoint folder.",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Where to write the int8 model and its card [default: the package's shipped model folder].",
-)
-@click.option("--heldout-limit", type=click.IntRange(min=1), help="Measure on only this many held-out examples.")
-def export_reader_cmd(checkpoints: Path, out: Path | None, heldout_limit: int | None) -> None:
-    """Export a training checkpoint (finished or not) as the int8 reader with its metrics and model card."""
-    from tr_qa.training.export import export
-
-    path = export(checkpoints, out, command=" ".join(sys.argv), heldout_limit=heldout_limit)
-    click.echo(f"exported the reader to {path}; refit the judge: scripts/fit_confidence.py")
-
-
 @cli.group("feedback")
 def feedback_group() -> None:
     """Thumbs up/down left on chat answers (kept in feedback.sqlite3 next to the index)."""
@@ -620,3 +482,8 @@ def feedback_export_cmd(index_dir: Path | None, db: Path | None, out: Path | Non
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)  # atomic: a reader never sees half a file
     click.echo(f"wrote {len(export_items(rows))} questions to label to {out}", err=True)
+
+
+# Training commands live with the training code; nothing heavy is imported until one of them runs.
+cli.add_command(train_reader_cmd)
+cli.add_command(export_reader_cmd)
