@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -112,3 +113,33 @@ def live_server(web_qa, page_port: int):
     settings = replace(web_qa.settings, allow_origins=(f"http://allowed.test:{page_port}",), rate_limit="100000/60")
     with LiveServer(build_app(web_qa, settings)) as server:
         yield server
+
+
+# Browser tests (test_browser, test_embed): Debian's Chromium, three host names for one machine (the chat server
+# and two campaign sites, so origins differ), and the flags that keep it from calling out of this closed network.
+CHROMIUM = Path("/usr/bin/chromium")
+CHAT_HOST, ALLOWED_HOST, OTHER_HOST = "chat.test", "allowed.test", "other.test"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    f"--host-resolver-rules=MAP {CHAT_HOST} 127.0.0.1, MAP {ALLOWED_HOST} 127.0.0.1, MAP {OTHER_HOST} 127.0.0.1",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian Chromium; fails with the fix when it is not installed."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

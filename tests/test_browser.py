@@ -14,27 +14,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from conftest import HOSTILE_ID, HOSTILE_QUESTION, LiveServer
-from playwright.sync_api import sync_playwright
+from conftest import ALLOWED_HOST, CHAT_HOST, HOSTILE_ID, HOSTILE_QUESTION, OTHER_HOST, LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 CAMPAIGN = ROOT / "examples" / "campaign.html"
-CHAT_HOST, ALLOWED_HOST, OTHER_HOST = "chat.test", "allowed.test", "other.test"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    # Three host names for one machine: the chat server and two campaign sites, so origins differ.
-    f"--host-resolver-rules=MAP {CHAT_HOST} 127.0.0.1, MAP {ALLOWED_HOST} 127.0.0.1, MAP {OTHER_HOST} 127.0.0.1",
-]
 ANSWER_TIMEOUT = 45_000  # ms; the 2-core machine is shared, the first answer may wait for a warm-up
 QUESTION = "How much was the 2016 bail out?"
 BOT = "#tr-qa-chat [data-testid='bot']"
@@ -70,17 +55,6 @@ class Recorder:
     def hosts(self) -> set[str]:
         """host:port of every request (data: and blob: URLs stay inside the page)."""
         return {urlsplit(u).netloc for u in self.requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Debian Chromium; fails with the fix when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

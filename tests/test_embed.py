@@ -24,8 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import brotli
 import httpx
 import pytest
-from conftest import LiveServer, free_port
-from playwright.sync_api import sync_playwright
+from conftest import ALLOWED_HOST, CHAT_HOST, OTHER_HOST, LiveServer, free_port
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -35,22 +34,9 @@ from tr_qa.web.compress import IMMUTABLE, CachePolicy, Compression, accepted_enc
 from tr_qa.web.embed import SHORT_CACHE, load_embed_assets, strip_css_comments, strip_js_comments
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 CAMPAIGN = ROOT / "examples" / "campaign.html"
-CHAT_HOST, ALLOWED_HOST, OTHER_HOST = "chat.test", "allowed.test", "other.test"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {CHAT_HOST} 127.0.0.1, MAP {ALLOWED_HOST} 127.0.0.1, MAP {OTHER_HOST} 127.0.0.1",
-]
 ANSWER_TIMEOUT = 45_000  # ms; the first answer may wait for the models to warm up on a shared machine
 QUESTION = "How much was the 2016 bail out?"
 BRAND = "#5b2a86"
@@ -444,17 +430,6 @@ def site(
 def page_url(site: dict[str, Any], name: str, host: str = ALLOWED_HOST) -> str:
     """A host page's URL under one of the host names."""
     return f"http://{host}:{site['port']}/{name}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    """Debian Chromium; fails with the fix when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
