@@ -105,3 +105,14 @@ def test_abstention_marks_no_short_answer(seed_qa: QA) -> None:
     assert result.abstained and result.evidence == "none"
     assert all(h.kind != "answer" for p in result.passages for h in p.highlights)
     assert result.to_dict()["evidence_words"] == "the documents don't answer this"
+
+
+def test_stage_timings_cover_every_stage_and_the_result_is_unchanged(seed_qa: QA) -> None:
+    from tr_qa.qa import STAGES
+
+    question = "Who is the GMB national officer?"
+    timings: dict[str, float] = {}
+    timed = seed_qa.candidates(question, timings=timings)
+    assert set(timings) == set(STAGES)
+    assert all(t > 0 for t in timings.values())
+    assert timed == seed_qa.candidates(question)

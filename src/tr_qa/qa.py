@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,22 @@ from tr_qa.types import Candidate, Document, Filters, Judged, Result
 
 if TYPE_CHECKING:
     from tr_qa.reader import Reader
+
+# Stage names that ``QA.candidates(..., timings=...)`` records, in the order they run.
+STAGES = ("embed", "retrieve", "highlight", "read", "judge")
+
+
+@contextmanager
+def _timed(timings: dict[str, float] | None, stage: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``timings[stage]`` (nothing when ``timings`` is None)."""
+    if timings is None:
+        yield
+        return
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 class QA:
@@ -139,28 +158,36 @@ class QA:
         k: int | None = None,
         retriever: str | None = None,
         filters: Filters | dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> tuple[str, list[Candidate]]:
-        """The validated question and its candidates: retrieved passages, best sentences, the reader's spans."""
+        """The validated question and its candidates: retrieved passages, best sentences, the reader's spans.
+
+        ``timings``, when given, receives the seconds each stage took (keys from ``STAGES``).
+        """
         question = validate_question(question)
         k = validate_k(self.settings.k if k is None else k)
         method = validate_retriever(retriever or self.settings.retriever)
         chosen = Filters.of(filters)
-        q_vec = self.embedder.encode([question])[0]
-        passages = self.retriever.passages(self.retriever.search(question, q_vec, method, filters=chosen), k)
-        cands = [
-            Candidate(
-                p,
-                rank,
-                self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end),
-                specific=specific_overlap(question, p.text),
-            )
-            for rank, p in enumerate(passages)
-        ]
+        with _timed(timings, "embed"):
+            q_vec = self.embedder.encode([question])[0]
+        with _timed(timings, "retrieve"):
+            passages = self.retriever.passages(self.retriever.search(question, q_vec, method, filters=chosen), k)
+        with _timed(timings, "highlight"):
+            cands = [
+                Candidate(
+                    p,
+                    rank,
+                    self.highlighter.best_sentence(question, q_vec, p.doc_id, p.start, p.end),
+                    specific=specific_overlap(question, p.text),
+                )
+                for rank, p in enumerate(passages)
+            ]
         reader = self.reader
         n_read = min(len(cands), self.settings.reader_passages) if reader is not None else 0
         if n_read:
             assert reader is not None
-            spans = reader.predict(question, [c.passage.text for c in cands[:n_read]])
+            with _timed(timings, "read"):
+                spans = reader.predict(question, [c.passage.text for c in cands[:n_read]])
             cands[:n_read] = [replace(c, read=s) for c, s in zip(cands[:n_read], spans, strict=True)]
         return question, cands
 
@@ -170,12 +197,17 @@ class QA:
         k: int | None = None,
         retriever: str | None = None,
         filters: Filters | dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> Result:
-        """The best answer and ranked passages before the abstention threshold is applied."""
-        question, cands = self.gather(question, k, retriever, filters)
-        explain = self.settings.explain_with_sentence and asks_for_explanation(question)
-        judged = [self.judge.judge(c, explain) for c in cands]
-        ranked = self.rank(judged, sum(c.read is not None for c in cands))
+        """The best answer and ranked passages before the abstention threshold is applied.
+
+        ``timings``, when given, receives the seconds each stage took (keys from ``STAGES``).
+        """
+        question, cands = self.gather(question, k, retriever, filters, timings)
+        with _timed(timings, "judge"):
+            explain = self.settings.explain_with_sentence and asks_for_explanation(question)
+            judged = [self.judge.judge(c, explain) for c in cands]
+            ranked = self.rank(judged, sum(c.read is not None for c in cands))
         if not ranked:
             return Result(question, True, None, (), 0.0)
         best = ranked[0]
