@@ -23,7 +23,7 @@ from tr_qa.web.chat import looks_like_follow_up
 from tr_qa.web.limits import RateLimiter, parse_rate_limit
 from tr_qa.web.render import DOC_STYLE, human_date, result_html, safe_url
 from tr_qa.web.security import parse_origins, validate_origin
-from tr_qa.web.server import ServeProcess
+from tr_qa.web.server import ServeProcess, wait_ready
 
 QUESTION = "How much was the 2016 bail out?"
 ROOT = Path(__file__).resolve().parents[1]
@@ -294,7 +294,7 @@ def test_concurrent_api_calls_give_the_sequential_answer(live_server: LiveServer
     answered = [r for r in responses if r.status_code == 200]
     shed = [r for r in responses if r.status_code == 503]
     assert len(answered) + len(shed) == 40
-    assert len(answered) >= Settings().answer_slots + Settings().answer_queue
+    assert len(answered) >= min(40, Settings().answer_slots + Settings().answer_queue)
     assert all(r.json() == expected for r in answered)
     assert all(int(r.headers["retry-after"]) >= 1 and "busy" in r.json()["error"] for r in shed)
 
@@ -519,6 +519,9 @@ def test_tr_qa_serve_command_starts(web_settings, tmp_path: Path) -> None:
     server = ServeProcess(["--index", str(web_settings.index_dir)], {"TR_QA_THREADS": "1"}, tmp_path / "serve.log")
     try:
         print(f"tr-qa serve answered /healthz after {server.start(timeout=180):.1f} s")
+        # The models load behind /healthz; a question would wait for them, but only TR_QA_LOAD_WAIT_S on a slow
+        # machine, so wait for readiness first.
+        wait_ready(server.url, 180)
         r = httpx.post(f"{server.url}/api/ask", json={"question": QUESTION, "k": 1}, timeout=30)
         assert r.status_code == 200 and "42" in r.json()["answer"]["text"]
     finally:

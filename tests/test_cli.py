@@ -151,3 +151,20 @@ def test_eval_squad_json_prints_exactly_one_object_and_never_touches_index(tmp_p
         assert key in out
     assert out["n"] == 2 and out["recall@1"] == 1.0
     assert not (tmp_path / "index").exists()
+
+
+def test_ask_loads_no_web_document_or_chunking_libraries(seed_settings: Settings) -> None:
+    # Start-up time: `tr-qa ask` pays only for what answering needs (not Gradio, spaCy, the chunker or
+    # sentence-transformers, each a second or more of imports).
+    code = (
+        "import sys; from tr_qa.cli import main; sys.argv = ['tr-qa', 'ask', 'Who runs probation?', '--index', "
+        f"{str(seed_settings.index_dir)!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('gradio', 'spacy', 'langchain_text_splitters', 'sentence_transformers', 'sklearn', 'pandas')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "TR_QA_THREADS": "1"}
+    )
+    assert json.loads(out.stdout)["question"] == "Who runs probation?"
+    assert out.stderr.strip().splitlines()[-1] == "[]"

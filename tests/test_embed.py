@@ -1008,3 +1008,41 @@ def test_each_kind_of_answer_renders_as_the_chat_does_and_only_as_text(context, 
     assert set(tags) <= allowed | {"CITE", "A", "BR", "DETAILS", "SUMMARY"}, tags
     assert "<img src=x onerror=alert(1)>" in quote.text_content()
     assert not watch.errors and not watch.embed_errors()
+
+
+# --- the sentence embedder (tr_qa.embed): MiniLM run directly, equal to sentence-transformers ----------------------
+
+
+@pytest.mark.integration
+def test_embedder_vectors_equal_sentence_transformers_for_the_same_model(embedder) -> None:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    texts = [
+        "How much did the companies get in the 2016 bail out?",
+        "",
+        "Ünïcödé café — “quoted” naïve text, 日本語",
+        "probation " * 400,  # past the 256 word-piece limit: cut as sentence-transformers cuts it
+        "Working Links went into administration.",
+        *(f"Question number {i} about the Community Rehabilitation Companies?" for i in range(40)),
+    ]
+    ours = embedder.encode(texts, batch_size=16)
+    reference = SentenceTransformer(str(embedder.path), device="cpu")
+    theirs = reference.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == (len(texts), 384) and ours.dtype == np.float32
+    assert np.abs(ours - theirs).max() < 1e-5
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert embedder.model.max_seq_length == reference.max_seq_length == 256
+    assert embedder.encode([]).shape == (0, 384)
+
+
+def test_embedder_loads_without_sentence_transformers_or_transformers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tr_qa.embed import Embedder; v = Embedder(threads=1).encode(['bail out']); "
+        "print(v.shape, sorted(m for m in ('sentence_transformers', 'transformers', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "(1, 384) []"

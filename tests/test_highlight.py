@@ -110,3 +110,28 @@ def test_fitted_sentence_weights_load_from_their_data_file() -> None:
     w = Weights.fitted()
     assert w.cosine > 0 and w.overlap > 0 and w.answer_type > 0
     assert abs(w.cosine + w.overlap + w.answer_type - 1.0) < 0.01  # the fit script scales them to sum to 1
+
+
+def test_a_large_index_highlighter_finds_rows_by_column_and_weighs_words_by_chunk_frequency() -> None:
+    from tr_qa.index.store import Int8Rows
+
+    text = "The weather was fine. Working Links collapsed in February 2019 after losses."
+    date = text.index("February 2019")
+    analysis = DocAnalysis(((0, 21), (22, len(text))), ((date, date + 13, "DATE"), (22, 35, "ORG")))
+    with pytest.raises(ValueError, match="given together"):
+        Highlighter({"d": text}, {"d": analysis}, np.zeros((2, 4), np.float32), first_row=lambda d: 0)
+    # 8-bit rows; document "d" starts at row 3 of the matrix (other documents come first).
+    stored = np.zeros((5, 4), np.int8)
+    stored[4] = [127, 0, 0, 0]
+    hl = Highlighter(
+        {"d": text},
+        {"d": analysis},
+        Int8Rows(stored, 127.0),
+        first_row=lambda d: 3,
+        frequency=lambda t: (3 if t == "working" else 0, 9),
+    )
+    assert hl.sentences_in("d", 0, len(text)) == [(3, 0, 21), (4, 22, len(text))]
+    hit = hl.best_sentence("When did Working Links collapse?", np.array([1, 0, 0, 0], np.float32), "d", 0, len(text))
+    assert hit is not None and hit.span.text == text[22:] and hit.answer is not None
+    assert text[hit.answer.start : hit.answer.end] == "February 2019"
+    assert hl.idf("working") < hl.idf("collapse")  # a term in fewer chunks weighs more

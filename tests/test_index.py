@@ -359,6 +359,39 @@ DAMAGE: list = [
         id="faiss-wrong-dims",
     ),
     pytest.param(
+        lambda s, g: _save(g / "vectors.npy", np.load(g / "vectors.npy")[:-1]),
+        "vectors.npy",
+        "expected float32",
+        id="vectors-short",
+    ),
+    pytest.param(
+        lambda s, g: _save(g / "vectors.npy", np.full_like(np.load(g / "vectors.npy"), np.inf)),
+        "vectors.npy",
+        "not finite",
+        id="vectors-infinite",
+    ),
+    pytest.param(
+        lambda s, g: (g / "vectors.npy").write_bytes(b"\x93NUMPY"), "vectors.npy", "not a NumPy", id="vectors-cut"
+    ),
+    pytest.param(
+        lambda s, g: (g / "bm25" / "vocab.index.json").write_text('{"probation": 0}'),
+        "bm25/vocab.index.json",
+        "differ from what the manifest records",
+        id="bm25-vocabulary-edited",
+    ),
+    pytest.param(
+        lambda s, g: (g / "bm25" / "data.csc.index.npy").unlink(),
+        "bm25/data.csc.index.npy",
+        "No such file",
+        id="bm25-scores-missing",
+    ),
+    pytest.param(
+        lambda s, g: _edit_json(g / "manifest.json", lambda m: m["vectors"].update(index="hnsw")),
+        "manifest.json",
+        "vectors.index must be",
+        id="manifest-unknown-vector-index",
+    ),
+    pytest.param(
         lambda s, g: _edit_jsonl(g / "chunks.jsonl", lambda r: r.update(end=10**6)),
         "chunks.jsonl",
         "lie outside",
@@ -614,7 +647,8 @@ def test_provenance_pages_and_comments_are_stored_and_a_metadata_change_embeds_n
     assert pdf.meta == DocMeta(outlet="HM Inspectorate of Probation", published="2018-06-07", kind="report")
     # Generation files can be read by a server running as another user.
     assert data.path.stat().st_mode & 0o777 == 0o755
-    assert {f.stat().st_mode & 0o777 for f in data.path.iterdir()} == {0o644}
+    assert {f.stat().st_mode & 0o777 for f in data.path.rglob("*") if f.is_file()} == {0o644}
+    assert {f.stat().st_mode & 0o777 for f in data.path.rglob("*") if f.is_dir()} == {0o755}
 
     # null clears what the file states (reportlab stamps a fixed creation date, which is no publication date).
     newer = {"report.pdf": {"kind": "briefing", "published": None}}
@@ -623,3 +657,116 @@ def test_provenance_pages_and_comments_are_stored_and_a_metadata_change_embeds_n
     assert not report.unchanged and report.changed == () and report.embedded_chunks == 0
     assert index.load(settings.index_dir).documents["report.pdf"].meta == DocMeta(kind="briefing")
     assert index.build(settings, embedder=embedder, progress=False).unchanged
+
+
+# --- the index at scale: approximate search, memory-mapped arrays, 8-bit sentence vectors ---------------------------
+
+
+@pytest.fixture(scope="module")
+def large_tiny(tiny_index: Path, tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """The TINY corpus indexed as a large index (the threshold set below its chunk count)."""
+    base = tmp_path_factory.mktemp("large")
+    settings = Settings(corpus_dir=tiny_index / "corpus", index_dir=base / "index", large_index_chunks=2)
+    index.build(settings, embedder=embedder, progress=False)
+    return settings
+
+
+def test_the_vector_index_is_exact_below_the_threshold_and_ivf_tuned_from_it(
+    tiny: Settings, large_tiny: Settings
+) -> None:
+    import faiss
+
+    small = index.load(tiny.index_dir)
+    assert small.manifest["vectors"] == {"index": "flat"} and isinstance(small.faiss_index, faiss.IndexFlatIP)
+    assert small.manifest["sentence_vectors"] == "float32" and small.sentence_vectors.dtype == np.float32
+    large = index.load(large_tiny.index_dir)
+    entry = large.manifest["vectors"]
+    assert entry["index"] == "ivf-sq8" and isinstance(large.faiss_index, faiss.IndexIVFScalarQuantizer)
+    assert entry["recall_at_10"] >= entry["target_recall"] == 0.95 and entry["recall_queries"] > 0
+    assert large.faiss_index.nlist == entry["lists"] and large.faiss_index.nprobe == entry["nprobe"]
+    # A large index stores its sentence vectors as 8-bit integers: a quarter of the space, nearly the same cosines.
+    assert large.manifest["sentence_vectors"] == "int8" and large.large and not small.large
+    assert np.load(large.path / "sentences.npy", mmap_mode="r").dtype == np.int8
+    assert large.sentence_vectors.shape == small.sentence_vectors.shape
+    rows = np.arange(len(small.sentence_vectors))
+    assert np.abs(large.sentence_vectors[rows] - small.sentence_vectors[rows]).max() <= 0.5 / 127 + 1e-6
+
+
+def test_the_threshold_is_a_setting_with_an_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TR_QA_LARGE_INDEX_CHUNKS", "1234")
+    assert Settings().large_index_chunks == 1234
+    monkeypatch.setenv("TR_QA_LARGE_INDEX_CHUNKS", "lots")
+    with pytest.raises(InputError, match="TR_QA_LARGE_INDEX_CHUNKS must be a whole number, got 'lots'"):
+        Settings()
+
+
+def test_loaded_vectors_and_bm25_are_memory_mapped_and_texts_read_on_demand(large_tiny: Settings) -> None:
+    from tr_qa.index.store import ChunkTable, DocumentStore
+
+    data = index.load(large_tiny.index_dir)
+    assert isinstance(data.chunk_vectors, np.memmap) and Path(data.chunk_vectors.filename).name == "vectors.npy"
+    assert isinstance(data.sentence_vectors.array, np.memmap)
+    assert all(isinstance(data.bm25.scores[k], np.memmap) for k in ("data", "indices", "indptr"))
+    assert isinstance(data.documents, DocumentStore) and isinstance(data.chunks, ChunkTable)
+    assert data.chunks.start.dtype == np.int64 and len(data.chunks.start) == len(data.chunks)
+    # Each chunk's sentence rows are columns too: the rows of the sentences that start inside it.
+    for i, c in enumerate(data.chunks):
+        first, (lo, hi) = data.documents.first_sentence(c.doc_id), data.chunks.sentences[i]
+        starts = [s for s, _ in data.analyses[c.doc_id].sentences]
+        assert list(range(lo, hi)) == [first + j for j, s in enumerate(starts) if c.start <= s < c.end]
+    assert not hasattr(data.documents.entry("napo.txt"), "text")  # only a document's line offset is held
+    for c in data.chunks:
+        assert data.documents[c.doc_id].text[c.start : c.end] == c.text
+
+
+def test_bm25_loaded_from_disk_scores_exactly_as_one_built_in_memory(tiny: Settings) -> None:
+    from tr_qa.retrieve import Retriever
+
+    data = index.load(tiny.index_dir)
+    on_disk = Retriever(data, 0.6, 0.5)
+    in_memory = Retriever(replace(data, bm25=None), 0.6, 0.5)
+    assert on_disk.typical_score == in_memory.typical_score
+    for question in ("How much were the companies paid?", "Napo union reforms 2014", "nothing matches zebra"):
+        assert (on_disk.bm25_scores(question) == in_memory.bm25_scores(question)).all()
+
+
+def test_a_large_index_answers_with_offsets_into_the_documents(
+    large_tiny: Settings, tiny: Settings, embedder: Embedder
+) -> None:
+    settings = large_tiny.with_overrides(reader_passages=0)
+    large = QA.load(settings=settings, embedder=embedder)
+    exact = QA.load(settings=tiny.with_overrides(reader_passages=0), embedder=embedder)
+    result = large.ask("How much were the companies paid in 2016?")
+    assert result.answer is not None and result.answer.text == "£42m"
+    doc = large.documents[result.answer.doc_id].text
+    assert doc[result.answer.start : result.answer.end] == "£42m"
+    for p in result.passages:
+        text = large.documents[p.doc_id].text
+        assert text[p.start : p.end] == p.text
+        assert all(text[h.start : h.end] and p.start <= h.start < h.end <= p.end for h in p.highlights)
+    # The same sentences, found by the first-row column instead of a count over the corpus, as in the small index.
+    assert large.highlighter.sentences_in("crc.txt", 0, 200) == exact.highlighter.sentences_in("crc.txt", 0, 200)
+    assert large.highlighter.idf("paid") > 0
+
+
+def test_a_large_index_whose_faiss_file_is_not_the_kind_its_manifest_names_is_damaged(
+    large_tiny: Settings, tmp_path: Path
+) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(large_tiny.index_dir, copy)
+    gen = copy / (copy / index.CURRENT).read_text().strip()
+    _faiss_of_dims(gen / "faiss.index", 384, index.load(copy).faiss_index.ntotal)
+    with pytest.raises(IndexCorruptError) as info:
+        index.load(copy)
+    message = str(info.value)
+    assert "\n" not in message and "/faiss.index is damaged" in message
+    assert "the manifest names a ivf-sq8 index, found IndexFlatIP" in message
+
+
+def test_a_large_index_with_float_sentence_vectors_is_damaged(large_tiny: Settings, tmp_path: Path) -> None:
+    copy = tmp_path / "index"
+    shutil.copytree(large_tiny.index_dir, copy)
+    gen = copy / (copy / index.CURRENT).read_text().strip()
+    _save(gen / "sentences.npy", np.load(gen / "sentences.npy").astype(np.float32))
+    with pytest.raises(IndexCorruptError, match=r"/sentences.npy is damaged \(expected int8 .*, found float32"):
+        index.load(copy)

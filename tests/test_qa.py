@@ -116,3 +116,23 @@ def test_stage_timings_cover_every_stage_and_the_result_is_unchanged(seed_qa: QA
     assert set(timings) == set(STAGES)
     assert all(t > 0 for t in timings.values())
     assert timed == seed_qa.candidates(question)
+
+
+@pytest.mark.parametrize("budget", [1, 250, 600])
+def test_the_reader_reads_a_window_of_whole_sentences_around_the_best_one(seed_qa: QA, budget: int) -> None:
+    from dataclasses import replace
+
+    qa = QA(seed_qa.data, replace(seed_qa.settings, reader_window_chars=budget), seed_qa.embedder, seed_qa.reader)
+    question = "How many offenders will the West Midlands consortium manage?"
+    _, cands = qa.gather(question)
+    for c in cands[: qa.settings.reader_passages]:
+        assert c.sentence is not None and c.read is not None
+        start, end = qa.read_window(c)
+        best = c.sentence.span
+        assert c.passage.start <= start <= best.start < best.end <= end <= c.passage.end
+        # Only the best sentence when nothing else fits; otherwise never past the budget.
+        assert end - start <= budget or (start, end) == (best.start, best.end)
+        # The span the reader found lies inside the window, in passage offsets.
+        assert start <= c.passage.start + c.read.start <= c.passage.start + c.read.end <= end
+        assert c.passage.text[c.read.start : c.read.end] == c.read.text
+    assert_offsets_hold(qa, qa.ask(question))

@@ -80,3 +80,18 @@ def test_bad_settings_and_unknown_retriever_name_the_value() -> None:
         Retriever(data, alpha=1.5, sentence_weight=0.0)
     with pytest.raises(InputError, match="retriever must be one of"):
         Retriever(data, alpha=0.5, sentence_weight=0.0).search("q", np.array([1.0, 0.0], np.float32), "sparse")
+
+
+def test_the_partial_sort_for_large_indexes_picks_the_same_best_scores_in_order() -> None:
+    from tr_qa.retrieve import FULL_SORT_CHUNKS, top
+
+    scores = np.random.default_rng(0).random(FULL_SORT_CHUNKS * 3).astype(np.float32)
+    assert (top(scores, 100) == np.argsort(-scores, kind="stable")[:100]).all()
+    assert (top(scores[:50], 100) == np.argsort(-scores[:50], kind="stable")).all()
+
+
+def test_document_frequencies_come_from_the_bm25_postings() -> None:
+    data = tiny_index(np.array([[0.0, 1.0], [1.0, 0.0]]), chunks_ab())
+    r = Retriever(data, alpha=0.5, sentence_weight=0.0)
+    assert r.document_frequency("probation") == (1, 2)
+    assert r.document_frequency("zebra") == (0, 2)

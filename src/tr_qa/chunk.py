@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-
-from langchain_text_splitters import RecursiveCharacterTextSplitter
+from typing import TYPE_CHECKING
 
 from tr_qa.errors import InputError
 from tr_qa.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 SPLITTER_NAME = "langchain_text_splitters.RecursiveCharacterTextSplitter"
 # Paragraphs first, then lines, sentences, words: chunks end at natural boundaries where they can.
@@ -16,6 +18,9 @@ SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", "")
 
 @lru_cache(maxsize=8)
 def _splitter(size: int, overlap: int) -> RecursiveCharacterTextSplitter:
+    # Imported here: it costs ~0.2 s (langchain-core, pydantic models) that only building an index needs.
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         chunk_size=size,
         chunk_overlap=overlap,

@@ -74,12 +74,18 @@ class Settings:
     dense_sentence_weight: float = 0.5
     # How many of the top passages the span reader reads (0: no reader, sentence-and-entity highlighting only).
     reader_passages: int = 2
+    # Characters of each read passage the reader reads: the best sentence and its neighbours (0: the whole passage).
+    reader_window_chars: int = field(default_factory=lambda: env_int("TR_QA_READER_WINDOW", 0, 0))
     # Why/how questions get the whole answering sentence as the answer (the reader's span stays marked inside it):
     # a one-word span rarely explains anything.
     explain_with_sentence: bool = True
     # Answers kept for repeated questions (0 turns the cache off).
     answer_cache_size: int = 512
     threads: int = field(default_factory=default_threads)
+    # From this many chunks on an index is large: approximate vector search (IVF-SQ8, its nprobe tuned at build
+    # time to recall@10 >= 0.95 against exact search) and sentence vectors stored as 8-bit integers (there are ~5 a
+    # chunk). Below it, search is exact and sentence vectors float32. $TR_QA_LARGE_INDEX_CHUNKS overrides it.
+    large_index_chunks: int = field(default_factory=lambda: env_int("TR_QA_LARGE_INDEX_CHUNKS", 50_000, 1))
     # --- The web server (`tr-qa serve`); each has an environment override. Checked by tr_qa.web.security. ---
     # Origins (scheme://host[:port]) allowed to embed the chat and call the API; none by default.
     allow_origins: tuple[str, ...] = field(default_factory=lambda: env_list("TR_QA_ALLOW_ORIGINS"))
@@ -97,9 +103,19 @@ class Settings:
     # Nesting depth of a JSON body; the chat's history needs about 6.
     json_max_depth: int = 32
     # Questions answered at once (one thread each) and questions allowed to wait for one; past both, 503 at once.
-    # Two at a time keep two cores busy while a third waits instead of slowing every running one down.
+    # Two at a time keep two cores busy while a third waits instead of slowing every running one down. The line
+    # bounds latency: at ~0.1-0.2 s a question on two cores, 64 waiting is a wait of ~5-10 s, which a chat user
+    # still sits through, and 50 simultaneous visitors are all answered rather than half of them refused.
     answer_slots: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_SLOTS", 2, 1))
-    answer_queue: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_QUEUE", 8, 0))
+    answer_queue: int = field(default_factory=lambda: env_int("TR_QA_ANSWER_QUEUE", 64, 0))
+    # Server processes (`tr-qa serve --workers`), each with its own models, answer slots and limits, all reading the
+    # same index files. One is enough where the other cores are busy; see docs/serving.md.
+    workers: int = field(default_factory=lambda: env_int("TR_QA_WORKERS", 1, 1))
+    # Seconds a request waits for the models while the server starts (health checks never wait); past it, 503.
+    load_wait_s: int = field(default_factory=lambda: env_int("TR_QA_LOAD_WAIT_S", 30, 0))
+    # Seconds between a server's looks at index/CURRENT: a generation built by another process (`tr-qa index`, an
+    # upload to another worker) is loaded and answered from within this time. 0: serve the start-up generation only.
+    reload_check_s: int = field(default_factory=lambda: env_int("TR_QA_RELOAD_CHECK_S", 5, 0))
     # Chat turns the server keeps from the history a client sends back (older ones are dropped).
     chat_history_messages: int = 60
     # --- Adding documents through the server (POST /api/documents, tr_qa.web.admin). ---

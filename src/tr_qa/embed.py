@@ -1,9 +1,18 @@
-"""Embedder: the bundled all-MiniLM-L6-v2, loaded once and lazily, giving normalised float32 vectors."""
+"""Embedder: the bundled all-MiniLM-L6-v2, loaded once and lazily, giving normalised float32 vectors.
+
+The model is run here directly (a BERT encoder in plain ``torch.nn.functional``, the ``tokenizers`` WordPiece
+tokenizer, mean pooling, L2 normalisation), which is what sentence-transformers does for this model. Importing
+sentence-transformers costs ~3 s (it imports transformers, scikit-learn, SciPy, pandas, PIL) for every ``tr-qa ask``
+and every server start; ``torch``, ``safetensors`` and ``tokenizers`` cost ~1 s. The vectors equal
+sentence-transformers' to float rounding (tests/test_embed.py checks it), so existing indexes stay valid.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,10 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    import torch
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+ST_CONFIG_FILE = "sentence_bert_config.json"  # sentence-transformers' own settings: max_seq_length
 
 
 def model_path() -> Path:
@@ -40,43 +52,158 @@ def model_sha256(path: Path | None = None) -> str:
     return _file_sha256(str(weights), stat.st_size, stat.st_mtime)
 
 
+@dataclass(frozen=True)
+class EncoderShape:
+    """The BERT encoder's sizes, from the model folder's config.json."""
+
+    hidden: int
+    heads: int
+    layers: int
+    eps: float
+    max_positions: int
+
+    @classmethod
+    def read(cls, path: Path) -> EncoderShape:
+        """Read and check config.json; ValueError naming the file when it is not a BERT encoder we can run."""
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
+            raise ValueError(f"{path / CONFIG_FILE}: expected a BERT encoder with gelu, got {config.get('model_type')}")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{path / CONFIG_FILE}: only absolute position embeddings are supported")
+        shape = cls(
+            int(config["hidden_size"]),
+            int(config["num_attention_heads"]),
+            int(config["num_hidden_layers"]),
+            float(config["layer_norm_eps"]),
+            int(config["max_position_embeddings"]),
+        )
+        if shape.hidden % shape.heads:
+            raise ValueError(f"{path / CONFIG_FILE}: hidden_size {shape.hidden} is not a multiple of the heads")
+        return shape
+
+
+class SentenceEncoder:
+    """The loaded model: WordPiece tokenizer, BERT weights (query/key/value fused) and the forward pass."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        self.shape = EncoderShape.read(path)
+        st_config = json.loads((path / ST_CONFIG_FILE).read_text(encoding="utf-8"))
+        # Texts are cut to this many word pieces, as sentence-transformers does for this model.
+        self.max_seq_length = min(int(st_config["max_seq_length"]), self.shape.max_positions)
+        self.tokenizer = Tokenizer.from_file(str(path / TOKENIZER_FILE))
+        # tokenizer.json ships with truncation at 128 and fixed padding; batches are padded here instead.
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.weights = self._fuse(load_file(str(path / WEIGHTS_FILE)))
+
+    def _fuse(self, w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        import torch
+
+        # One matrix product for query, key and value instead of three.
+        for i in range(self.shape.layers):
+            p = f"encoder.layer.{i}.attention.self."
+            w[p + "qkv.weight"] = torch.cat([w.pop(p + n + ".weight") for n in ("query", "key", "value")])
+            w[p + "qkv.bias"] = torch.cat([w.pop(p + n + ".bias") for n in ("query", "key", "value")])
+        return w
+
+    @property
+    def dims(self) -> int:
+        """Vector size (384 for MiniLM-L6)."""
+        return self.shape.hidden
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit-length mean-pooled vectors for a padded batch of token ids, shape (batch, hidden)."""
+        import torch.nn.functional as F
+
+        w, s = self.weights, self.shape
+        batch, length = ids.shape
+        head = s.hidden // s.heads
+        x = (
+            F.embedding(ids, w["embeddings.word_embeddings.weight"])
+            + w["embeddings.position_embeddings.weight"][:length]
+            + w["embeddings.token_type_embeddings.weight"][0]  # one segment: token type 0 everywhere
+        )
+        x = F.layer_norm(x, (s.hidden,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], s.eps)
+        attend = mask.bool()[:, None, None, :]  # padding is never attended to
+        for i in range(s.layers):
+            p = f"encoder.layer.{i}."
+            qkv = F.linear(x, w[p + "attention.self.qkv.weight"], w[p + "attention.self.qkv.bias"])
+            q, k, v = qkv.view(batch, length, 3, s.heads, head).permute(2, 0, 3, 1, 4)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
+            ctx = ctx.transpose(1, 2).reshape(batch, length, s.hidden)
+            attn = F.linear(ctx, w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"])
+            x = F.layer_norm(
+                attn + x,
+                (s.hidden,),
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+                s.eps,
+            )
+            inner = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
+            out = F.linear(inner, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
+            x = F.layer_norm(
+                out + x, (s.hidden,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], s.eps
+            )
+        weights = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, p=2, dim=1)
+
+    def encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        """Vectors for ``texts`` in their order; batched longest first so each batch pads little."""
+        import torch
+
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="embedding", unit="batch")
+        with torch.inference_mode():
+            for b in starts:
+                rows = order[b : b + batch_size]
+                width = max(len(encodings[i].ids) for i in rows)
+                ids = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for r, i in enumerate(rows):
+                    n = len(encodings[i].ids)
+                    ids[r, :n] = torch.tensor(encodings[i].ids)
+                    mask[r, :n] = 1
+                out[rows] = self.forward(ids, mask).float().numpy()
+        return out
+
+
 class Embedder:
     """Sentence embeddings on the CPU; the model is loaded on first use and shared by all callers."""
 
     def __init__(self, threads: int = 2, path: Path | None = None) -> None:
         self.threads = threads
         self.path = path or model_path()
-        self._model: SentenceTransformer | None = None
+        self._model: SentenceEncoder | None = None
         self._lock = threading.Lock()
 
     @property
-    def model(self) -> SentenceTransformer:
-        """The loaded SentenceTransformer (loads it the first time)."""
+    def model(self) -> SentenceEncoder:
+        """The loaded encoder (loads it the first time); ``.max_seq_length`` is its word-piece limit."""
         with self._lock:
             if self._model is None:
                 import torch
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise in the CLI and the logs
                 torch.set_num_threads(self.threads)
-                self._model = SentenceTransformer(str(self.path), device="cpu")
+                self._model = SentenceEncoder(self.path)
             return self._model
 
     @property
     def dims(self) -> int:
         """Vector size (384 for MiniLM-L6)."""
-        return int(self.model.get_embedding_dimension())
+        return self.model.dims
 
     def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text (an empty list gives a 0-row array)."""
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.ascontiguousarray(self.model.encode(list(texts), batch_size, progress), dtype=np.float32)

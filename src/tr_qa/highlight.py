@@ -10,6 +10,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,27 +96,47 @@ class Weights:
 
 
 class Highlighter:
-    """Scores the sentences of a passage against a question and picks the short answer inside the best one."""
+    """Scores the sentences of a passage against a question and picks the short answer inside the best one.
+
+    ``sentence_vectors`` holds a vector for every sentence (documents in the store's order). For a large index,
+    ``first_row`` gives a document's first row in it and ``frequency`` (chunks holding a term, all chunks: the
+    BM25 index's document frequencies) weighs the word overlap, where counting terms over every sentence here
+    would read every text in the corpus.
+    """
 
     def __init__(
         self,
-        texts: dict[str, str],
-        analyses: dict[str, DocAnalysis],
+        texts: Mapping[str, str],
+        analyses: Mapping[str, DocAnalysis],
         sentence_vectors: np.ndarray,
         weights: Weights | None = None,
+        *,
+        first_row: Callable[[str], int] | None = None,
+        frequency: Callable[[str], tuple[int, int]] | None = None,
     ) -> None:
+        if (first_row is None) != (frequency is None):
+            raise ValueError("first_row and frequency are given together (a large index) or not at all")
         self.texts = texts
         self.analyses = analyses
         self.weights = weights or Weights.fitted()
         self.sentence_vectors = sentence_vectors
+        self._first_row_of = first_row
+        self._frequency = frequency
         # Row of each document's first sentence in the sentence matrix (documents in the store's order).
         self._first_row: dict[str, int] = {}
+        self._idf: dict[str, float] = {}
+        self._idf_default = 0.0
+        if frequency is None:
+            self._count_sentence_terms()
+
+    def _count_sentence_terms(self) -> None:
+        """Each document's first sentence row, and the inverse sentence frequency of every term."""
         row = 0
         df: Counter[str] = Counter()
-        for doc_id, analysis in analyses.items():
+        for doc_id, analysis in self.analyses.items():
             self._first_row[doc_id] = row
             row += len(analysis.sentences)
-            text = texts[doc_id]
+            text = self.texts[doc_id]
             for s, e in analysis.sentences:
                 df.update(set(terms(text[s:e])))
         n = max(row, 1)
@@ -123,7 +144,10 @@ class Highlighter:
         self._idf_default = math.log(1 + n)
 
     def idf(self, term: str) -> float:
-        """Inverse sentence frequency; unseen terms weigh most."""
+        """Inverse sentence frequency (chunk frequency in a large index); unseen terms weigh most."""
+        if self._frequency is not None:
+            count, n = self._frequency(term)
+            return math.log(1 + max(n, 1) / count) if count else math.log(1 + max(n, 1))
         return self._idf.get(term, self._idf_default)
 
     def overlap(self, question_terms: list[str], sentence: str) -> float:
@@ -137,7 +161,7 @@ class Highlighter:
     def sentences_in(self, doc_id: str, start: int, end: int) -> list[tuple[int, int, int]]:
         """(row, start, end) of each sentence overlapping [start, end), clipped to it."""
         out = []
-        first = self._first_row[doc_id]
+        first = self._first_row_of(doc_id) if self._first_row_of is not None else self._first_row[doc_id]
         for i, (s, e) in enumerate(self.analyses[doc_id].sentences):
             if e <= start or s >= end:
                 continue

@@ -16,6 +16,7 @@ from tr_qa.embed import Embedder
 from tr_qa.errors import InputError
 from tr_qa.highlight import Highlighter, asks_for_explanation
 from tr_qa.index import IndexData, load
+from tr_qa.index.store import texts_of
 from tr_qa.judge import Judge, load_strategy
 from tr_qa.retrieve import Retriever
 from tr_qa.text import specific_overlap
@@ -49,11 +50,18 @@ class QA:
         self.settings = settings
         self.embedder = embedder
         self.retriever = Retriever(data, settings.hybrid_alpha, settings.dense_sentence_weight)
+        # Texts are read from the store on demand: a large index never holds them all (tr_qa.index.store); its
+        # highlighter weighs words by the BM25 index's chunk frequencies instead of counting over every sentence.
+        texts = texts_of(data.documents)
         self.highlighter = Highlighter(
-            {d.id: d.text for d in data.documents.values()}, data.analyses, data.sentence_vectors
+            texts,
+            data.analyses,
+            data.sentence_vectors,
+            first_row=data.documents.first_sentence if data.large else None,  # type: ignore[attr-defined]
+            frequency=self.retriever.document_frequency if data.large else None,
         )
         strategy = load_strategy("reader" if settings.reader_passages > 0 else "sentences")
-        self.judge = Judge(strategy, {d.id: d.text for d in data.documents.values()}, self.highlighter.sentence_around)
+        self.judge = Judge(strategy, texts, self.highlighter.sentence_around)  # type: ignore[arg-type]
         self._reader = reader
         self._reader_lock = threading.Lock()
         # One QA object serves one index generation, so the generation is implicit in the cache's owner.
@@ -187,9 +195,44 @@ class QA:
         if n_read:
             assert reader is not None
             with _timed(timings, "read"):
-                spans = reader.predict(question, [c.passage.text for c in cands[:n_read]])
-            cands[:n_read] = [replace(c, read=s) for c, s in zip(cands[:n_read], spans, strict=True)]
+                windows = [self.read_window(c) for c in cands[:n_read]]
+                docs = [self.data.documents[c.passage.doc_id] for c in cands[:n_read]]
+                texts = [d.text[s:e] for d, (s, e) in zip(docs, windows, strict=True)]
+                spans = reader.predict(question, texts)
+            for i, (span, (s, _)) in enumerate(zip(spans, windows, strict=True)):
+                # Spans come back in window offsets; candidates keep them in passage offsets.
+                shift = s - cands[i].passage.start
+                cands[i] = replace(cands[i], read=replace(span, start=span.start + shift, end=span.end + shift))
         return question, cands
+
+    def read_window(self, candidate: Candidate) -> tuple[int, int]:
+        """Document offsets of the part of a passage the reader reads: its best sentence with neighbours around it.
+
+        Whole sentences are added, nearest first, while the window stays within ``reader_window_chars``; the reader's
+        cost grows with the text it reads, and the answer is nearly always in or beside the best sentence. 0 (or a
+        passage without a best sentence) reads the whole passage.
+        """
+        p = candidate.passage
+        budget = self.settings.reader_window_chars
+        if budget <= 0 or candidate.sentence is None or p.end - p.start <= budget:
+            return p.start, p.end
+        rows = self.highlighter.sentences_in(p.doc_id, p.start, p.end)
+        best = candidate.sentence.span
+        at = next((i for i, (_, s, e) in enumerate(rows) if s <= best.start < e), None)
+        if at is None:
+            return p.start, p.end
+        lo = hi = at
+        start, end = rows[at][1], rows[at][2]
+        while True:
+            grown = False
+            for side in (hi + 1, lo - 1):
+                if 0 <= side < len(rows) and not lo <= side <= hi:
+                    s, e = min(start, rows[side][1]), max(end, rows[side][2])
+                    if e - s <= budget:
+                        start, end, grown = s, e, True
+                        lo, hi = min(lo, side), max(hi, side)
+            if not grown:
+                return start, end
 
     def candidates(
         self,

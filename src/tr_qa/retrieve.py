@@ -1,8 +1,11 @@
-"""Retriever: dense (FAISS inner product), BM25 (bm25s) or their convex fusion → ranked, deduplicated passages."""
+"""Retriever: dense (FAISS inner product), BM25 (bm25s) or their convex fusion → ranked, deduplicated passages.
+
+Everything per chunk is a NumPy column or a memory-mapped array (offsets, vectors, BM25 postings), so a question
+costs the same memory over a million chunks as over a hundred.
+"""
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
@@ -10,12 +13,25 @@ import numpy as np
 
 from tr_qa.config import validate_retriever
 from tr_qa.index import IndexData
+from tr_qa.index.lexical import build_lexical
+from tr_qa.index.store import ChunkTable, metas_of
 from tr_qa.text import terms
 from tr_qa.types import Filters, Passage
 
 CANDIDATES = 100
 # Chunk sets kept per distinct filter (a campaign site asks with the same few filters again and again).
 ALLOWED_CACHE = 64
+# Up to this many chunks the best candidates are found by a full stable sort (the order every seed figure was
+# measured with); past it by a partial sort, whose choice among tied scores at the cut may differ.
+FULL_SORT_CHUNKS = 10_000
+
+
+def top(scores: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` highest scores, best first."""
+    if len(scores) <= FULL_SORT_CHUNKS or limit >= len(scores):
+        return np.argsort(-scores, kind="stable")[:limit]
+    part = np.argpartition(-scores, limit - 1)[:limit]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -29,11 +45,10 @@ class Hit:
 
 
 class Retriever:
-    """Ranks the chunks of a loaded index for a question; BM25 is built in memory at load (it takes ms)."""
+    """Ranks the chunks of a loaded index for a question, with the BM25 index saved in it (built in memory for an
+    IndexData that has none)."""
 
     def __init__(self, data: IndexData, alpha: float, sentence_weight: float) -> None:
-        import bm25s
-
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"hybrid alpha must be between 0 and 1, got {alpha}")
         if not 0.0 <= sentence_weight <= 1.0:
@@ -43,23 +58,19 @@ class Retriever:
         self._allowed_lock = threading.Lock()
         self.alpha = alpha
         self.sentence_weight = sentence_weight
-        self._chunk_sentences = self._sentence_rows(data)
-        self._bm25 = bm25s.BM25()
-        corpus = [terms(c.text) or ["\u2205"] for c in data.chunks]
-        if corpus:
-            self._bm25.index(corpus, show_progress=False)
-        # BM25 score of a typical one-term match (average idf, as txtai's normaliser uses): a weak lexical match
-        # stays small after normalising instead of being scaled up to 1 as a bare score/top would.
-        df: dict[str, int] = {}
-        for doc_terms in corpus:
-            for t in set(doc_terms):
-                df[t] = df.get(t, 0) + 1
-        n = len(corpus)
-        idf = [math.log(1 + (n - c + 0.5) / (c + 0.5)) for c in df.values()]
-        self.typical_score = sum(idf) / len(idf) if idf else 1.0
+        self.table = ChunkTable.of(data.chunks, data.documents)
+        self.size_cap = 2 * int((self.table.end - self.table.start).max(initial=0))
+        # Sentence rows of each chunk: columns the loader made, else worked out here (an IndexData made in memory).
+        self._chunk_sentences = self._sentence_rows(data, self.table) if self.table.sentences is None else []
+        if data.bm25 is not None:
+            self._bm25 = data.bm25
+            self.typical_score = float(data.manifest["bm25"]["typical_score"])
+        else:
+            lexical = build_lexical(c.text for c in data.chunks)
+            self._bm25, self.typical_score = lexical.bm25, lexical.typical_score
 
     @staticmethod
-    def _sentence_rows(data: IndexData) -> list[np.ndarray]:
+    def _sentence_rows(data: IndexData, table: ChunkTable) -> list[np.ndarray]:
         """For each chunk, the rows (in the sentence matrix) of the sentences that start inside it."""
         first: dict[str, int] = {}
         row = 0
@@ -67,14 +78,22 @@ class Retriever:
             first[doc_id] = row
             row += len(analysis.sentences)
         out = []
-        for c in data.chunks:
-            sents = data.analyses[c.doc_id].sentences
+        for d, start, end in zip(table.doc.tolist(), table.start.tolist(), table.end.tolist(), strict=True):
+            doc_id = table.doc_ids[d]
+            sents = data.analyses[doc_id].sentences
             out.append(
-                np.array(
-                    [first[c.doc_id] + i for i, (s, _) in enumerate(sents) if c.start <= s < c.end], dtype=np.int64
-                )
+                np.array([first[doc_id] + i for i, (s, _) in enumerate(sents) if start <= s < end], dtype=np.int64)
             )
         return out
+
+    def document_frequency(self, term: str) -> tuple[int, int]:
+        """(chunks containing ``term``, all chunks), from the BM25 postings (0 for a term no chunk holds)."""
+        n = len(self.table)
+        token = self._bm25.vocab_dict.get(term)
+        if token is None or not n:
+            return 0, n
+        indptr = self._bm25.scores["indptr"]
+        return int(indptr[token + 1] - indptr[token]), n
 
     def dense_scores(self, chunk_ids: np.ndarray, question_vector: np.ndarray) -> np.ndarray:
         """Cosine of each chunk, mixed with its best sentence's cosine (a chunk is as good as its best sentence)."""
@@ -82,8 +101,9 @@ class Retriever:
         if self.sentence_weight == 0.0 or not len(self.data.sentence_vectors):
             return dense
         best = dense.copy()
+        spans = self.table.sentences
         for i, c in enumerate(chunk_ids):
-            rows = self._chunk_sentences[int(c)]
+            rows = np.arange(*spans[int(c)]) if spans is not None else self._chunk_sentences[int(c)]
             if len(rows):
                 best[i] = float((self.data.sentence_vectors[rows] @ question_vector).max())
         return (1 - self.sentence_weight) * dense + self.sentence_weight * best
@@ -91,8 +111,8 @@ class Retriever:
     def bm25_scores(self, question: str) -> np.ndarray:
         """BM25 score of every chunk (zeros when the question has no content words)."""
         q = terms(question)
-        if not q or not self.data.chunks:
-            return np.zeros(len(self.data.chunks), dtype=np.float32)
+        if not q or not len(self.table):
+            return np.zeros(len(self.table), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(q), dtype=np.float32)
 
     def allowed_chunks(self, filters: Filters | None) -> np.ndarray | None:
@@ -102,8 +122,8 @@ class Retriever:
         with self._allowed_lock:
             found = self._allowed.get(filters)
         if found is None:
-            docs = {d.id for d in self.data.documents.values() if filters.matches(d.meta)}
-            found = np.array([i for i, c in enumerate(self.data.chunks) if c.doc_id in docs], dtype=np.int64)
+            passing = [i for i, (_, meta) in enumerate(metas_of(self.data.documents)) if filters.matches(meta)]
+            found = np.flatnonzero(np.isin(self.table.doc, np.array(passing, dtype=np.int32))).astype(np.int64)
             with self._allowed_lock:
                 if len(self._allowed) >= ALLOWED_CACHE:
                     self._allowed.pop(next(iter(self._allowed)))
@@ -125,7 +145,7 @@ class Retriever:
         would get without filters, so a filter only narrows what is shown.
         """
         validate_retriever(method)
-        n = len(self.data.chunks)
+        n = len(self.table)
         allowed = self.allowed_chunks(filters)
         if n == 0 or (allowed is not None and not len(allowed)):
             return []
@@ -134,11 +154,11 @@ class Retriever:
         if allowed is None:
             _scores, ids = self.data.faiss_index.search(question_vector.reshape(1, -1).astype(np.float32), limit)
             candidates = {int(i) for i in ids[0] if i >= 0}
-            candidates.update(int(i) for i in np.argsort(-bm25)[:limit])
+            candidates.update(int(i) for i in top(bm25, limit))
         else:
             cosine = self.data.chunk_vectors[allowed] @ question_vector
-            candidates = {int(i) for i in allowed[np.argsort(-cosine, kind="stable")[:limit]]}
-            candidates.update(int(i) for i in allowed[np.argsort(-bm25[allowed], kind="stable")[:limit]])
+            candidates = {int(i) for i in allowed[top(cosine, limit)]}
+            candidates.update(int(i) for i in allowed[top(bm25[allowed], limit)])
         cand = np.fromiter(candidates, dtype=np.int64)
         dense = self.dense_scores(cand, question_vector)
         top_bm25 = float(bm25.max()) if bm25.size else 0.0
@@ -156,21 +176,23 @@ class Retriever:
     def passages(self, hits: list[Hit], k: int) -> list[Passage]:
         """The top k passages; a hit overlapping a better one from the same document is merged into it."""
         spans: list[list] = []  # [doc_id, start, end, score]
-        size_cap = 2 * max((c.end - c.start for c in self.data.chunks), default=0)
+        t = self.table
         for hit in hits:
-            chunk = self.data.chunks[hit.chunk]
-            same = [s for s in spans if s[0] == chunk.doc_id]
-            touching = [s for s in same if chunk.start < s[2] and chunk.end > s[1]]
+            doc_id, c_start, c_end = t.doc_ids[int(t.doc[hit.chunk])], int(t.start[hit.chunk]), int(t.end[hit.chunk])
+            same = [s for s in spans if s[0] == doc_id]
+            touching = [s for s in same if c_start < s[2] and c_end > s[1]]
             if touching:
                 span = touching[0]
-                start, end = min(span[1], chunk.start), max(span[2], chunk.end)
+                start, end = min(span[1], c_start), max(span[2], c_end)
                 # Grow a passage only while it stays short and clear of the other passages.
-                if end - start <= size_cap and not any(s is not span and start < s[2] and end > s[1] for s in same):
+                if end - start <= self.size_cap and not any(
+                    s is not span and start < s[2] and end > s[1] for s in same
+                ):
                     span[1], span[2] = start, end
                 continue
             if len(spans) == k:
                 break
-            spans.append([chunk.doc_id, chunk.start, chunk.end, hit.score])
+            spans.append([doc_id, c_start, c_end, hit.score])
         out = []
         for doc_id, start, end, score in spans:
             doc = self.data.documents[doc_id]

@@ -1,8 +1,11 @@
 """Build, update and load the index directory: FAISS vectors + chunk store + manifest, written atomically.
 
-Layout: ``index/CURRENT`` names the live generation folder ``index/gen-<time>/`` holding ``faiss.index``,
-``documents.jsonl`` (text, title, hash, provenance, page and comment ranges, sentences, entities),
-``chunks.jsonl`` (offsets, length and a short hash of each chunk's text), ``sentences.npy`` and ``manifest.json``.
+Layout: ``index/CURRENT`` names the live generation folder ``index/gen-<time>/`` holding ``faiss.index`` (exact
+below ``Settings.large_index_chunks`` chunks, IVF-SQ8 with a tuned nprobe from there: ``tr_qa.index.vectors``),
+``vectors.npy`` (the chunk vectors, memory-mapped at load), ``bm25/`` (the BM25 index, memory-mapped),
+``documents.jsonl`` (text, title, hash, provenance, page and comment ranges, sentences, entities; read back a line
+at a time: ``tr_qa.index.store``), ``chunks.jsonl`` (offsets, length and a short hash of each chunk's text),
+``sentences.npy`` (a vector for every sentence: float32, or 8-bit in a large index) and ``manifest.json``.
 A build writes a new generation and then replaces ``CURRENT`` with ``os.replace``, so a build killed at any moment
 leaves the previous index usable; the next build removes what such a kill left behind.
 

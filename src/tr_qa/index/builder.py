@@ -2,8 +2,11 @@
 
 ``build`` reads the corpus, and when it differs from the live index it plans what changed (``plan_build``),
 analyses and embeds only the text the index does not hold yet (``embed_changes``), puts the new generation
-together in memory (``assemble``) and writes it beside the live one before pointing ``CURRENT`` at it
-(``write_generation``). Each stage hands a frozen dataclass to the next.
+together in memory with its FAISS and BM25 indexes (``assemble``) and writes it beside the live one before
+pointing ``CURRENT`` at it (``write_generation``). Each stage hands a frozen dataclass to the next.
+
+From ``Settings.large_index_chunks`` chunks on, an index is large: its FAISS index is IVF-SQ8 with a tuned
+``nprobe`` instead of exact (``tr_qa.index.vectors``), and its sentence vectors are stored as 8-bit integers.
 """
 
 from __future__ import annotations
@@ -30,16 +33,26 @@ from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingErro
 from tr_qa.files import atomic_open, atomic_write_text, atomic_write_with, fsync_dir
 from tr_qa.index.layout import (
     CURRENT,
+    FAISS,
+    FLOAT32,
+    INT8,
+    INT8_SCALE,
     REBUILD_HINT,
+    SENTENCES,
+    VECTORS,
     IndexData,
     build_lock,
     chunk_row,
     document_row,
     expected_settings,
+    file_digest,
     mismatch,
     package_versions,
 )
+from tr_qa.index.lexical import BM25_DIR, Lexical, build_lexical, save_lexical
 from tr_qa.index.loader import load
+from tr_qa.index.store import DocumentStore
+from tr_qa.index.vectors import FLAT, VectorIndex, build_vector_index, choose_kind
 from tr_qa.ingest import IngestReport, Skipped, ingest
 from tr_qa.types import Chunk, Document
 
@@ -77,6 +90,8 @@ class BuildPlan:
     removed: tuple[str, ...]
     chunks: tuple[Chunk, ...]
     duplicate_chunks: int
+    # Past Settings.large_index_chunks: approximate vector search, 8-bit sentence vectors.
+    large: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,7 @@ class Embedded:
 
 @dataclass(frozen=True)
 class Generation:
-    """A complete index generation in memory, ready to be written."""
+    """A complete index generation in memory, ready to be written (``sentences`` 8-bit for a large index)."""
 
     manifest: dict[str, Any]
     documents: tuple[Document, ...]
@@ -100,6 +115,8 @@ class Generation:
     chunks: tuple[Chunk, ...]
     vectors: np.ndarray
     sentences: np.ndarray
+    vector_index: VectorIndex
+    lexical: Lexical
 
 
 def build(
@@ -133,6 +150,7 @@ def build(
             plan = plan_build(corpus.documents, old, settings)
             embedded = embed_changes(plan, embedder, analyser or Analyser(), progress, log)
             generation = assemble(plan, embedded, settings, embedder)
+            _log_vector_index(generation.vector_index, log)
             gen = write_generation(index_dir, generation)
             _remove_stale_generations(index_dir, keep=gen.name)
     except OSError as exc:
@@ -154,6 +172,19 @@ def build(
         duplicate_chunks=plan.duplicate_chunks,
         warnings=corpus.warnings,
     )
+
+
+def _log_vector_index(built: VectorIndex, log: Log) -> None:
+    """Say which approximate index a large corpus got, and whether its recall reached the target."""
+    if built.kind == FLAT:
+        return
+    entry = built.manifest()
+    log(
+        f"{built.index.ntotal} chunks: {built.kind} index, "
+        f"{built.lists} lists, nprobe {built.nprobe}, recall@10 {built.recall_at_10} against exact search"
+    )
+    if built.recall_at_10 is not None and built.recall_at_10 < entry["target_recall"]:
+        log(f"warning: recall@10 stays below {entry['target_recall']} even searching every list")
 
 
 def _read_corpus(corpus_dir: Path, log: Log) -> IngestReport:
@@ -187,9 +218,10 @@ def _same_documents(old: IndexData, documents: Sequence[Document]) -> bool:
     def key(d: Document) -> tuple[object, ...]:
         return d.sha256, d.title, d.meta, d.pages, d.comments
 
-    return len(old.documents) == len(documents) and all(
-        d.id in old.documents and key(old.documents[d.id]) == key(d) for d in documents
-    )
+    stored = old.documents
+    # A loaded store answers this from what it keeps in memory, without reading a single text back.
+    held = stored.entry if isinstance(stored, DocumentStore) else stored.__getitem__
+    return len(stored) == len(documents) and all(d.id in stored and key(held(d.id)) == key(d) for d in documents)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,7 +245,8 @@ def plan_build(documents: Sequence[Document], old: IndexData | None, settings: S
                 continue
             seen.add(c.text)
             chunks.append(c)
-    return BuildPlan(tuple(documents), old, changed, removed, tuple(chunks), duplicates)
+    large = len(chunks) >= settings.large_index_chunks
+    return BuildPlan(tuple(documents), old, changed, removed, tuple(chunks), duplicates, large)
 
 
 def embed_changes(plan: BuildPlan, embedder: Embedder, analyser: Analyser, progress: bool, log: Log) -> Embedded:
@@ -234,6 +267,7 @@ def embed_changes(plan: BuildPlan, embedder: Embedder, analyser: Analyser, progr
     sentence_vectors: dict[str, np.ndarray] = {}
     if old is not None:
         chunk_vectors = {c.text: old.chunk_vectors[i] for i, c in enumerate(old.chunks)}
+    if old is not None:
         row = 0
         for doc_id, old_analysis in old.analyses.items():
             text = old.documents[doc_id].text
@@ -255,7 +289,8 @@ def embed_changes(plan: BuildPlan, embedder: Embedder, analyser: Analyser, progr
 
 
 def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: Embedder) -> Generation:
-    """The new generation: chunk and sentence matrices in store order, and the manifest describing them."""
+    """The new generation: chunk and sentence matrices in store order, the FAISS and BM25 indexes over the chunks,
+    and the manifest describing them."""
     dims = embedder.dims
     vectors = np.zeros((len(plan.chunks), dims), np.float32)
     for i, c in enumerate(plan.chunks):
@@ -264,6 +299,10 @@ def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: 
     sentences = np.zeros((len(texts), dims), np.float32)
     for i, t in enumerate(texts):
         sentences[i] = embedded.sentence_vectors[t]
+    if plan.large:  # a quarter of the space: a large corpus has ~7 sentences a chunk
+        sentences = np.clip(np.rint(sentences * INT8_SCALE), -127, 127).astype(np.int8)
+    vector_index = build_vector_index(vectors, choose_kind(len(vectors), settings.large_index_chunks))
+    lexical = build_lexical(c.text for c in plan.chunks)
 
     per_doc: dict[str, int] = {}
     for c in plan.chunks:
@@ -286,34 +325,46 @@ def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: 
             "sentences": len(texts),
             "duplicate_chunks": plan.duplicate_chunks,
         },
+        "vectors": vector_index.manifest(),
+        "sentence_vectors": INT8 if plan.large else FLOAT32,
+        "bm25": {"typical_score": float(lexical.typical_score)},
         "packages": package_versions(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return Generation(manifest, plan.documents, embedded.analyses, plan.chunks, vectors, sentences)
+    return Generation(
+        manifest, plan.documents, embedded.analyses, plan.chunks, vectors, sentences, vector_index, lexical
+    )
 
 
 def write_generation(index_dir: Path, generation: Generation) -> Path:
     """Write a complete new generation beside the live one, durably, then point ``CURRENT`` at it."""
     import faiss
 
-    faiss_index = faiss.IndexFlatIP(generation.vectors.shape[1])
-    if len(generation.vectors):
-        faiss_index.add(generation.vectors)
+    faiss_index = generation.vector_index.index
     gen = Path(tempfile.mkdtemp(dir=index_dir, prefix=f"gen-{time.strftime('%Y%m%d-%H%M%S')}-"))
     try:
         # Each file is fsynced as it is closed (tr_qa.files), so the pointer below never names a torn file.
-        atomic_write_with(gen / "faiss.index", lambda fh: fh.write(faiss.serialize_index(faiss_index).tobytes()))
-        atomic_write_with(gen / "sentences.npy", lambda fh: np.save(fh, generation.sentences, allow_pickle=False))
+        atomic_write_with(gen / FAISS, lambda fh: fh.write(faiss.serialize_index(faiss_index).tobytes()))
+        atomic_write_with(gen / VECTORS, lambda fh: np.save(fh, generation.vectors, allow_pickle=False))
+        atomic_write_with(gen / SENTENCES, lambda fh: np.save(fh, generation.sentences, allow_pickle=False))
+        save_lexical(generation.lexical, gen / BM25_DIR)
+        files = {}
+        for f in sorted((gen / BM25_DIR).iterdir()):
+            with f.open("rb") as fh:
+                os.fsync(fh.fileno())
+            files[f"{BM25_DIR}/{f.name}"] = {"bytes": f.stat().st_size, "blake2b": file_digest(f)}
+        fsync_dir(gen / BM25_DIR)
         with atomic_open(gen / "documents.jsonl") as fh:
             for d in generation.documents:
                 fh.write(json.dumps(document_row(d, generation.analyses[d.id]), ensure_ascii=False) + "\n")
         with atomic_open(gen / "chunks.jsonl") as fh:
             for c in generation.chunks:
                 fh.write(json.dumps(chunk_row(c), ensure_ascii=False) + "\n")
-        atomic_write_text(gen / "manifest.json", json.dumps(generation.manifest, indent=2, ensure_ascii=False))
+        manifest = {**generation.manifest, "files": files}
+        atomic_write_text(gen / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
         # Temporary files and folders are private to their owner; a server running as another user reads these.
-        for f in gen.iterdir():
-            os.chmod(f, 0o644)
+        for f in gen.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
         os.chmod(gen, 0o755)
         fsync_dir(gen)
         atomic_write_text(index_dir / CURRENT, gen.name + "\n")

@@ -7,7 +7,7 @@ import fcntl
 import hashlib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -19,10 +19,13 @@ from tr_qa.analyse import ANALYSIS_VERSION, DocAnalysis
 from tr_qa.chunk import SPLITTER_NAME
 from tr_qa.config import Settings
 from tr_qa.embed import MODEL_ID, Embedder, model_sha256
+from tr_qa.errors import IndexCorruptError
 from tr_qa.types import Chunk, Document, meta_dict
 
 # 2: documents carry their provenance (meta) and the ranges of their PDF pages and reader comments.
-FORMAT_VERSION = 2
+# 3: chunk vectors in vectors.npy (memory-mapped), BM25 saved in bm25/, the FAISS index flat or IVF-SQ8 by size,
+#    sentences.npy float32 below the large-index size and 8-bit from it.
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 LOCK = ".lock"
 GENERATION = re.compile(r"gen-[A-Za-z0-9_.-]{1,80}")
@@ -43,20 +46,39 @@ PACKAGES = (
     "markdown-it-py",
 )
 REBUILD_HINT = "run `tr-qa index` to rebuild it"
+VECTORS = "vectors.npy"
+SENTENCES = "sentences.npy"
+FAISS = "faiss.index"
+# How sentence vectors are stored: float32 below the large-index size; from it as 8-bit integers (value × 127), a
+# quarter of the space, with cosines within ~0.005 of the float32 ones.
+FLOAT32 = "float32"
+INT8 = "int8"
+INT8_SCALE = 127.0
 
 
 @dataclass(frozen=True)
 class IndexData:
-    """A loaded index: documents with their analysis, chunks, vectors and manifest."""
+    """A loaded index: documents with their analysis, chunks, vectors and manifest.
+
+    A loaded index reads document texts and analyses on demand (``tr_qa.index.store``), holds chunk offsets as
+    columns and memory-maps the chunk and sentence vectors (8-bit sentence vectors in a large index, which
+    ``Int8Rows`` gives back as float32 rows). ``bm25`` is the saved BM25 index (None: the retriever builds one).
+    """
 
     path: Path
     manifest: dict[str, Any]
-    documents: dict[str, Document]
-    analyses: dict[str, DocAnalysis]
-    chunks: tuple[Chunk, ...]
+    documents: Mapping[str, Document]
+    analyses: Mapping[str, DocAnalysis]
+    chunks: Sequence[Chunk]
     chunk_vectors: np.ndarray
     sentence_vectors: np.ndarray
     faiss_index: Any
+    bm25: Any = None
+
+    @property
+    def large(self) -> bool:
+        """Whether this is a large index (``Settings.large_index_chunks``): approximate search, 8-bit sentences."""
+        return self.manifest.get("sentence_vectors") == INT8
 
 
 def package_versions() -> dict[str, str]:
@@ -97,6 +119,21 @@ def mismatch(manifest: dict[str, Any], expected: dict[str, Any]) -> str | None:
 def chunk_hash(text: str) -> str:
     """Short hash of a chunk's text, stored beside its offsets so ``load`` can check them cheaply."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def damaged(path: Path, what: str) -> IndexCorruptError:
+    """The one-line error for a damaged index file, naming it and how to rebuild."""
+    what = " ".join(str(what).split())[:200]
+    return IndexCorruptError(f"index file {path} is damaged ({what}); {REBUILD_HINT}")
+
+
+def file_digest(path: Path) -> str:
+    """blake2b of a file, read in blocks (plain reads: a file that is memory-mapped later stays unmapped here)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def document_row(doc: Document, analysis: DocAnalysis) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
@@ -13,26 +15,32 @@ import numpy as np
 from tr_qa.analyse import DocAnalysis
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
-from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from tr_qa.errors import IndexMismatchError, IndexMissingError
+from tr_qa.index.arrays import bm25_index, faiss_index, vectors
 from tr_qa.index.layout import (
     CURRENT,
+    FAISS,
+    FLOAT32,
     FORMAT_VERSION,
     GENERATION,
+    INT8,
+    INT8_SCALE,
     REBUILD_HINT,
+    SENTENCES,
+    VECTORS,
     IndexData,
     chunk_hash,
+    damaged,
     expected_settings,
     mismatch,
 )
+from tr_qa.index.lexical import BM25_DIR
+from tr_qa.index.store import ChunkTable, DocEntry, DocumentStore, Int8Rows, analyses_of, texts_of
+from tr_qa.index.vectors import FLAT, IVF_SQ8
 from tr_qa.ingest import content_hash
-from tr_qa.types import Chunk, DocMeta, Document
+from tr_qa.types import DocMeta, Document
 
 META_FIELDS = frozenset(f.name for f in fields(DocMeta))
-
-
-def _damaged(path: Path, what: str) -> IndexCorruptError:
-    what = " ".join(str(what).split())[:200]
-    return IndexCorruptError(f"index file {path} is damaged ({what}); {REBUILD_HINT}")
 
 
 def current_generation(index_dir: Path) -> Path:
@@ -43,14 +51,14 @@ def current_generation(index_dir: Path) -> Path:
     try:
         name = pointer.read_bytes()[:200].decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise _damaged(pointer, "it is not text") from None
+        raise damaged(pointer, "it is not text") from None
     except OSError as exc:
-        raise _damaged(pointer, f"cannot be read: {exc.strerror}") from None
+        raise damaged(pointer, f"cannot be read: {exc.strerror}") from None
     if not GENERATION.fullmatch(name):
-        raise _damaged(pointer, f"it names {name[:60]!r}, not a generation folder")
+        raise damaged(pointer, f"it names {name[:60]!r}, not a generation folder")
     gen = Path(index_dir) / name
     if not gen.is_dir():
-        raise _damaged(pointer, f"it names {name!r}, which does not exist")
+        raise damaged(pointer, f"it names {name!r}, which does not exist")
     return gen
 
 
@@ -58,24 +66,31 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _damaged(path, f"not JSON: {exc}") from None
+        raise damaged(path, f"not JSON: {exc}") from None
+
+
+def _row(path: Path, n: int, line: str) -> dict[str, Any] | None:
+    """Line ``n`` of a JSON-lines file as an object; None for a blank line; IndexCorruptError otherwise."""
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise damaged(path, f"line {n} is not JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise damaged(path, f"line {n} is not an object")
+    return row
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8") as fh:
         try:
             for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    raise _damaged(path, f"line {n} is not JSON: {exc}") from None
-                if not isinstance(row, dict):
-                    raise _damaged(path, f"line {n} is not an object")
-                yield n, row
+                row = _row(path, n, line)
+                if row is not None:
+                    yield n, row
         except UnicodeDecodeError as exc:
-            raise _damaged(path, f"not UTF-8 text ({exc.reason})") from None
+            raise damaged(path, f"not UTF-8 text ({exc.reason})") from None
 
 
 def _is_int(value: object) -> bool:
@@ -98,6 +113,17 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     for key in ("documents", "chunks", "sentences"):
         if not _is_int(m["counts"].get(key)) or m["counts"][key] < 0:
             return f"counts.{key} must be a whole number"
+    if m.get("sentence_vectors") not in (FLOAT32, INT8):
+        return f"sentence_vectors must be {FLOAT32!r} or {INT8!r}"
+    vectors = m.get("vectors")
+    if not isinstance(vectors, dict) or vectors.get("index") not in (FLAT, IVF_SQ8):
+        return f"vectors.index must be {FLAT!r} or {IVF_SQ8!r}"
+    if vectors["index"] == IVF_SQ8 and not all(_is_int(vectors.get(k)) and vectors[k] > 0 for k in ("lists", "nprobe")):
+        return "vectors.lists and vectors.nprobe must be positive whole numbers"
+    if not isinstance(m.get("files"), dict) or not isinstance(m.get("bm25"), dict):
+        return "files and bm25 must be objects"
+    if not isinstance(m["bm25"].get("typical_score"), float):
+        return "bm25.typical_score must be a number"
     return None
 
 
@@ -132,24 +158,24 @@ def _document(path: Path, n: int, row: dict[str, Any]) -> tuple[Document, DocAna
     """One documents.jsonl row, checked: types, content hash, provenance, and every range inside the text."""
     fields = ("id", "title", "text", "sha256")
     if not all(isinstance(row.get(k), str) for k in fields) or not isinstance(row.get("path", ""), str):
-        raise _damaged(path, f"line {n} lacks text fields {', '.join(fields)}")
+        raise damaged(path, f"line {n} lacks text fields {', '.join(fields)}")
     text = row["text"]
     if content_hash(text) != row["sha256"]:
-        raise _damaged(path, f"line {n}: the text of {row['id']!r} does not match its hash")
+        raise damaged(path, f"line {n}: the text of {row['id']!r} does not match its hash")
     try:
         analysis = DocAnalysis.from_json(row["analysis"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _damaged(path, f"line {n}: bad sentence or entity list ({type(exc).__name__})") from None
+        raise damaged(path, f"line {n}: bad sentence or entity list ({type(exc).__name__})") from None
     spans = [*analysis.sentences, *((s, e) for s, e, _ in analysis.entities)]
     if any(not 0 <= s <= e <= len(text) for s, e in spans):
-        raise _damaged(path, f"line {n}: a sentence or entity lies outside {row['id']!r}")
+        raise damaged(path, f"line {n}: a sentence or entity lies outside {row['id']!r}")
     meta = _meta(row.get("meta"))
     if meta is None:
-        raise _damaged(path, f"line {n}: the provenance (meta) of {row['id']!r} is not valid")
+        raise damaged(path, f"line {n}: the provenance (meta) of {row['id']!r} is not valid")
     ranges = {key: _ranges(row.get(key), len(text)) for key in ("pages", "comments")}
     for key, found in ranges.items():
         if found is None:
-            raise _damaged(path, f"line {n}: the {key} of {row['id']!r} are not ranges inside its text")
+            raise damaged(path, f"line {n}: the {key} of {row['id']!r} are not ranges inside its text")
     doc = Document(
         row["id"],
         row["title"],
@@ -163,99 +189,126 @@ def _document(path: Path, n: int, row: dict[str, Any]) -> tuple[Document, DocAna
     return doc, analysis
 
 
-def _chunk(path: Path, n: int, row: dict[str, Any], documents: dict[str, Document]) -> Chunk:
-    """One chunks.jsonl row, checked: its document exists, its offsets lie inside it, length and hash match."""
-    doc = documents.get(row.get("doc"))  # type: ignore[arg-type]
-    start, end = row.get("start"), row.get("end")
-    if doc is None:
-        raise _damaged(path, f"line {n} names no indexed document")
-    if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(doc.text):  # type: ignore[operator]
-        raise _damaged(path, f"line {n}: offsets {start!r}..{end!r} lie outside {doc.id!r} ({len(doc.text)} chars)")
-    text = doc.text[start:end]
-    # Indexes written before lengths and hashes were stored are checked for bounds only until rebuilt.
-    if "len" in row and row["len"] != end - start:  # type: ignore[operator]
-        raise _damaged(path, f"line {n}: the chunk of {doc.id!r} has the wrong length")
-    if "sha" in row and row["sha"] != chunk_hash(text):
-        raise _damaged(path, f"line {n}: the chunk of {doc.id!r} does not match its text")
-    return Chunk(doc.id, start, end, text)  # type: ignore[arg-type]
-
-
-def _vectors(path: Path, rows: int, dims: int) -> np.ndarray:
-    """sentences.npy, checked: a finite float32 matrix of ``rows`` × ``dims``."""
+def _documents(path: Path) -> tuple[DocumentStore, int]:
+    """documents.jsonl, every row checked, kept as a DocumentStore (no texts held), and its sentence count."""
+    entries: list[DocEntry] = []
+    seen: set[str] = set()
+    sentences = 0
+    fd = os.open(path, os.O_RDONLY)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, MemoryError) as exc:
-        raise _damaged(path, f"not a NumPy array: {exc}") from None
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.shape != (rows, dims):
-        shape = getattr(array, "shape", "?")
-        raise _damaged(path, f"expected float32 {rows}×{dims}, found {getattr(array, 'dtype', '?')} {shape}")
-    if not np.isfinite(array).all():
-        raise _damaged(path, "it holds values that are not finite numbers")
-    return array
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            offset = 0
+            for n, raw in enumerate(fh, 1):
+                line_offset, offset = offset, offset + len(raw)
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise damaged(path, f"not UTF-8 text ({exc.reason})") from None
+                row = _row(path, n, line)
+                if row is None:
+                    continue
+                doc, analysis = _document(path, n, row)
+                if doc.id in seen:
+                    raise damaged(path, f"line {n} repeats document {doc.id!r}")
+                seen.add(doc.id)
+                entries.append(
+                    DocEntry(
+                        doc.id,
+                        doc.title,
+                        doc.path,
+                        doc.sha256,
+                        doc.meta,
+                        doc.pages,
+                        doc.comments,
+                        line_offset,
+                        len(raw),
+                        sentences,
+                    )
+                )
+                sentences += len(analysis.sentences)
+    except BaseException:
+        os.close(fd)
+        raise
+    return DocumentStore(fd, entries), sentences
 
 
-def _faiss(path: Path, rows: int, dims: int) -> tuple[Any, np.ndarray]:
-    """faiss.index, checked: inner-product vectors of ``dims``, one per chunk, all finite."""
-    import faiss
-
-    try:
-        index = faiss.read_index(str(path))
-    except (RuntimeError, MemoryError) as exc:
-        lines = str(exc).strip().splitlines()
-        raise _damaged(path, f"FAISS cannot read it: {lines[-1] if lines else type(exc).__name__}") from None
-    if index.d != dims or index.ntotal != rows or index.metric_type != faiss.METRIC_INNER_PRODUCT:
-        raise _damaged(path, f"expected {rows} inner-product vectors of {dims}, found {index.ntotal} of {index.d}")
-    vectors = index.reconstruct_n(0, rows) if rows else np.zeros((0, dims), np.float32)
-    if not np.isfinite(vectors).all():
-        raise _damaged(path, "it holds values that are not finite numbers")
-    return index, vectors
+def _chunks(path: Path, documents: DocumentStore) -> ChunkTable:
+    """chunks.jsonl, checked row by row (document, offsets inside it, length, hash), kept as columns with the rows
+    of the sentences that start inside each chunk."""
+    doc: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    rows: list[tuple[int, int]] = []
+    for n, row in _read_jsonl(path):
+        position = documents.position.get(row.get("doc"))  # type: ignore[arg-type]
+        start, end = row.get("start"), row.get("end")
+        if position is None:
+            raise damaged(path, f"line {n} names no indexed document")
+        found, analysis = documents.read(row["doc"])
+        text = found.text
+        if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(text):  # type: ignore[operator]
+            raise damaged(path, f"line {n}: offsets {start!r}..{end!r} lie outside {row['doc']!r} ({len(text)} chars)")
+        if row.get("len") != end - start:  # type: ignore[operator]
+            raise damaged(path, f"line {n}: the chunk of {row['doc']!r} has the wrong length")
+        if row.get("sha") != chunk_hash(text[start:end]):
+            raise damaged(path, f"line {n}: the chunk of {row['doc']!r} does not match its text")
+        doc.append(position)
+        starts.append(start)  # type: ignore[arg-type]
+        ends.append(end)  # type: ignore[arg-type]
+        first, sentence_starts = documents.entries[position].first_sentence, [s for s, _ in analysis.sentences]
+        rows.append((first + bisect_left(sentence_starts, start), first + bisect_left(sentence_starts, end)))
+    return ChunkTable(
+        [e.id for e in documents.entries],
+        np.array(doc, dtype=np.int32),
+        np.array(starts, dtype=np.int64),
+        np.array(ends, dtype=np.int64),
+        texts_of(documents),
+        np.array(rows, dtype=np.int64).reshape(-1, 2),
+    )
 
 
 def _load_generation(gen: Path, settings: Settings | None, embedder: Embedder | None) -> IndexData:
     manifest_path = gen / "manifest.json"
     manifest = _read_json(manifest_path)
     if not isinstance(manifest, dict):
-        raise _damaged(manifest_path, f"it holds {type(manifest).__name__}, not an object")
+        raise damaged(manifest_path, f"it holds {type(manifest).__name__}, not an object")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
             f"index format {manifest.get('format_version')!r} is not {FORMAT_VERSION}; {REBUILD_HINT}"
         )
     problem = _manifest_problem(manifest)
     if problem:
-        raise _damaged(manifest_path, problem)
+        raise damaged(manifest_path, problem)
     if settings is not None:
         problem = mismatch(manifest, expected_settings(settings, embedder or Embedder(settings.threads)))
         if problem:
             raise IndexMismatchError(f"{problem}; {REBUILD_HINT}")
     dims = manifest["model"]["dims"]
 
-    documents: dict[str, Document] = {}
-    analyses: dict[str, DocAnalysis] = {}
     docs_path = gen / "documents.jsonl"
-    for n, row in _read_jsonl(docs_path):
-        doc, analysis = _document(docs_path, n, row)
-        if doc.id in documents:
-            raise _damaged(docs_path, f"line {n} repeats document {doc.id!r}")
-        documents[doc.id], analyses[doc.id] = doc, analysis
+    documents, n_sent = _documents(docs_path)
     listed = manifest["documents"]
-    if set(listed) != set(documents) or any(listed[d]["sha256"] != documents[d].sha256 for d in documents):
-        raise _damaged(manifest_path, "its document list differs from documents.jsonl")
+    if set(listed) != set(documents) or any(listed[e.id]["sha256"] != e.sha256 for e in documents.entries):
+        raise damaged(manifest_path, "its document list differs from documents.jsonl")
 
-    chunks_path = gen / "chunks.jsonl"
-    chunks = tuple(_chunk(chunks_path, n, row, documents) for n, row in _read_jsonl(chunks_path))
-    per_doc: dict[str, int] = {}
-    for c in chunks:
-        per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
-    if any(listed[d]["chunks"] != per_doc.get(d, 0) for d in documents):
-        raise _damaged(manifest_path, "its chunk counts differ from chunks.jsonl")
-    n_sent = sum(len(a.sentences) for a in analyses.values())
+    chunks = _chunks(gen / "chunks.jsonl", documents)
+    per_doc = np.bincount(chunks.doc, minlength=len(documents))
+    if any(listed[e.id]["chunks"] != int(per_doc[i]) for i, e in enumerate(documents.entries)):
+        raise damaged(manifest_path, "its chunk counts differ from chunks.jsonl")
     counts = manifest["counts"]
     if (counts["documents"], counts["chunks"], counts["sentences"]) != (len(documents), len(chunks), n_sent):
-        raise _damaged(manifest_path, "its counts differ from the files")
+        raise damaged(manifest_path, "its counts differ from the files")
 
-    sentence_vectors = _vectors(gen / "sentences.npy", n_sent, dims)
-    faiss_index, chunk_vectors = _faiss(gen / "faiss.index", len(chunks), dims)
-    return IndexData(gen, manifest, documents, analyses, chunks, chunk_vectors, sentence_vectors, faiss_index)
+    chunk_vectors = vectors(gen / VECTORS, len(chunks), dims)
+    if manifest["sentence_vectors"] == INT8:
+        sentence_vectors: Any = Int8Rows(vectors(gen / SENTENCES, n_sent, dims, np.int8), INT8_SCALE)
+    else:
+        sentence_vectors = vectors(gen / SENTENCES, n_sent, dims)
+    ann = faiss_index(gen / FAISS, len(chunks), dims, manifest["vectors"])
+    bm25 = bm25_index(gen / BM25_DIR, len(chunks), manifest_path, manifest["files"])
+    return IndexData(
+        gen, manifest, documents, analyses_of(documents), chunks, chunk_vectors, sentence_vectors, ann, bm25
+    )
 
 
 def load(index_dir: Path, settings: Settings | None = None, embedder: Embedder | None = None) -> IndexData:
@@ -274,5 +327,7 @@ def _load(index_dir: Path, settings: Settings | None, embedder: Embedder | None,
         # A build may have swapped generations and removed this one while it was being read: read the new one.
         if retry and isinstance(exc, FileNotFoundError) and current_generation(index_dir) != gen:
             return _load(index_dir, settings, embedder, retry=False)
-        name = Path(exc.filename).name if exc.filename else gen.name
-        raise _damaged(gen / name, exc.strerror or type(exc).__name__) from None
+        # Files inside the generation (bm25/ is a folder of its own) are named by their path under it.
+        path = Path(exc.filename) if exc.filename else gen
+        named = path if path.is_relative_to(gen) else gen / path.name
+        raise damaged(named, exc.strerror or type(exc).__name__) from None

@@ -67,6 +67,9 @@ class LiveQA:
     def __init__(self, qa: QA) -> None:
         self._qa = qa
         self._lock = threading.Lock()
+        # Held while a new generation is built or loaded for this server (an upload, tr_qa.web.reload), so the
+        # same generation is never loaded twice.
+        self.update_lock = threading.Lock()
 
     @property
     def current(self) -> QA:
@@ -147,7 +150,6 @@ def add_admin(app: FastAPI, live: LiveQA, settings: Settings) -> None:
     if not settings.admin_token:
         return
     check_token(settings.admin_token)
-    one_at_a_time = threading.Lock()
     analyser = Analyser()  # spaCy loads on the first upload and stays loaded for the next
 
     def add(name: str, data: bytes, replace: bool) -> JSONResponse:
@@ -161,7 +163,7 @@ def add_admin(app: FastAPI, live: LiveQA, settings: Settings) -> None:
             item = incoming(name, data, f"upload {name}")
         except ExtractError as exc:
             raise InputError(f"{name} {exc}") from None
-        with one_at_a_time:
+        with live.update_lock:  # one upload at a time
             qa = live.current
             try:
                 report = add_incoming(

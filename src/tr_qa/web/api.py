@@ -1,5 +1,5 @@
-"""The JSON API: ``POST /api/ask`` (a pydantic request model) and ``GET /healthz``, with one exception handler that
-turns the project's errors and validation errors into ``{"error": "..."}`` with the right status."""
+"""The JSON API: ``POST /api/ask`` (a pydantic request model), ``GET /healthz`` and ``/readyz``, with one exception
+handler that turns the project's errors and validation errors into ``{"error": "..."}`` with the right status."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ async def error_response(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def add_api(app: FastAPI, qa: QA, limiter: RateLimiter, gate: AnswerGate, max_chars: int) -> None:
-    """Register ``/healthz`` and ``/api/ask`` and the exception handler on ``app``."""
+    """Register ``/healthz``, ``/readyz`` and ``/api/ask`` and the exception handler on ``app``."""
     for exc_type in (ValidationError, TrQaError):
         app.add_exception_handler(exc_type, error_response)
 
@@ -100,6 +100,10 @@ def add_api(app: FastAPI, qa: QA, limiter: RateLimiter, gate: AnswerGate, max_ch
     async def healthz() -> dict[str, Any]:
         """Liveness plus what is loaded (async: it never waits for a thread, however busy the answer path is)."""
         return {"status": "ok", "documents": len(qa.documents), "chunks": len(qa.data.chunks)}
+
+    # Readiness for load balancers: this app exists only once the models are loaded, so here it is always ready;
+    # while a server starts, ``tr_qa.web.startup`` answers 503 in its place.
+    app.add_api_route("/readyz", healthz, methods=["GET", "HEAD"])
 
     @app.post("/api/ask")
     async def api_ask(request: Request) -> JSONResponse:

@@ -11,9 +11,9 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -22,51 +22,26 @@ from fastapi.responses import FileResponse, HTMLResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from tr_qa.config import Settings
-from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from tr_qa.web.admin import LiveQA, add_admin, admin_routes
 from tr_qa.web.api import add_api
 from tr_qa.web.chat import CHAT_CSS, GRADIO_JS, THEME, build_blocks
 from tr_qa.web.compress import CachePolicy, Compression
 from tr_qa.web.embed import add_embed
 from tr_qa.web.feedback import add_feedback
-from tr_qa.web.limits import AnswerGate, RateLimiter, parse_rate_limit
+from tr_qa.web.limits import AnswerGate, RateLimiter
+from tr_qa.web.reload import GenerationWatcher
 from tr_qa.web.render import document_response
-from tr_qa.web.security import (
-    ClientAddress,
-    IPNetwork,
-    JsonErrors,
-    RequestGuard,
-    Route,
-    SecurityHeaders,
-    parse_origins,
-    parse_proxies,
-)
+from tr_qa.web.security import ClientAddress, JsonErrors, RequestGuard, Route, SecurityHeaders
 from tr_qa.web.share import add_share
+from tr_qa.web.startup import WebConfig, serve
+
+__all__ = ["WebConfig", "allowed_routes", "build_app", "serve"]  # serve and WebConfig live in tr_qa.web.startup
 
 if TYPE_CHECKING:
     from tr_qa.qa import QA
 
 GET = frozenset({"GET", "HEAD"})
 POST = frozenset({"POST"})
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    """The web settings, checked: normalised origins, trusted proxy networks and the parsed rate limit."""
-
-    origins: tuple[str, ...]
-    proxies: tuple[IPNetwork, ...]
-    rate_limit: int
-    rate_window: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WebConfig:
-        """Check the web fields of ``settings``; InputError naming the first bad value."""
-        return cls(
-            parse_origins(settings.allow_origins),
-            parse_proxies(settings.forwarded_allow_ips),
-            *parse_rate_limit(settings.rate_limit),
-        )
 
 
 def allowed_routes(settings: Settings) -> tuple[dict[str, Route], dict[str, Route]]:
@@ -82,6 +57,7 @@ def allowed_routes(settings: Settings) -> tuple[dict[str, Route], dict[str, Rout
         for path in (
             "/",
             "/healthz",
+            "/readyz",
             "/widget.js",
             "/embed.js",
             "/embed.css",
@@ -123,7 +99,12 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        watching = None
+        if settings.reload_check_s > 0:
+            watching = asyncio.get_running_loop().create_task(GenerationWatcher(live, settings.reload_check_s).run())
         yield
+        if watching is not None:
+            watching.cancel()
         gate.close()
 
     app = FastAPI(title="tr-qa", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
@@ -193,45 +174,3 @@ def build_app(qa: QA, settings: Settings | None = None) -> FastAPI:
         mcp_server=False,
         pwa=False,
     )
-
-
-def serve(
-    settings: Settings,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    allow_origins: Sequence[str] = (),
-    forwarded_allow_ips: Sequence[str] = (),
-) -> None:
-    """Load (or first build or repair) the index, then serve the app with uvicorn until interrupted.
-
-    ``allow_origins`` and ``forwarded_allow_ips`` (from the command line) are added to the settings' own.
-    """
-    import click
-    import uvicorn
-
-    from tr_qa.qa import QA
-
-    settings = replace(
-        settings,
-        allow_origins=(*allow_origins, *settings.allow_origins),
-        forwarded_allow_ips=(*forwarded_allow_ips, *settings.forwarded_allow_ips),
-    )
-    config = WebConfig.from_settings(settings)  # a bad origin, proxy or limit fails before anything loads
-    try:
-        qa = QA.load(settings=settings)
-    except (IndexMissingError, IndexCorruptError, IndexMismatchError) as exc:
-        from tr_qa.index import build
-
-        click.echo(f"{exc}\nbuilding the index from {settings.corpus_dir} first…", err=True)
-        build(settings, progress=True, log=lambda msg: click.echo(msg, err=True))
-        qa = QA.load(settings=settings)
-    qa.warm_up()  # load the models now so the first visitor does not wait for them
-    app = build_app(qa, settings)
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    click.echo(f"tr-qa: chat on http://{shown}:{port}/  (API: POST /api/ask; widget: /widget.js)", err=True)
-    click.echo(f"light embed: /embed.js (or, cached for a year, /embed.js?v={app.state.embed_version})", err=True)
-    click.echo(f"embedding allowed from: {', '.join(config.origins) or 'no other origin'}", err=True)
-    proxies = ", ".join(map(str, config.proxies)) or "none (X-Forwarded-For is ignored)"
-    click.echo(f"trusted proxies: {proxies}", err=True)
-    # proxy_headers=False: ClientAddress decides whom to believe; uvicorn would trust 127.0.0.1 by default.
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)

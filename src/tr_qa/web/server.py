@@ -22,19 +22,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(url: str, timeout: float, alive: Any = None) -> float:
-    """Poll ``url/healthz`` until it answers 200; seconds taken. RuntimeError on timeout or if ``alive()`` fails."""
+def wait_healthy(url: str, timeout: float, alive: Any = None, path: str = "/healthz") -> float:
+    """Poll ``url/healthz`` until it answers 200; seconds taken. RuntimeError on timeout or if ``alive()`` fails.
+
+    ``tr-qa serve`` answers /healthz while its models still load (requests wait for them); ``wait_ready`` waits
+    until they are loaded.
+    """
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if alive is not None and not alive():
-            raise RuntimeError(f"the server for {url} exited before it answered /healthz")
+            raise RuntimeError(f"the server for {url} exited before it answered {path}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return time.monotonic() - started
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url}/healthz did not answer within {timeout:g} s")
+    raise RuntimeError(f"{url}{path} did not answer within {timeout:g} s")
+
+
+def wait_ready(url: str, timeout: float, alive: Any = None) -> float:
+    """Poll ``url/readyz`` until it answers 200 (the models are loaded); seconds taken. RuntimeError as above."""
+    return wait_healthy(url, timeout, alive, path="/readyz")
 
 
 def rss_mb(pid: int) -> float:
@@ -88,8 +97,8 @@ class ServeProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 180) -> float:
-        """Start the server and wait for /healthz; seconds to healthy."""
+    def start(self, timeout: float = 180, ready: bool = False) -> float:
+        """Start the server and wait for /healthz (or with ``ready`` for /readyz); seconds to healthy (ready)."""
         out = self.log.open("wb") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT)
@@ -97,7 +106,7 @@ class ServeProcess:
             if self.log:
                 out.close()  # type: ignore[union-attr]
         proc = self.proc
-        return wait_healthy(self.url, timeout, lambda: proc.poll() is None)
+        return (wait_ready if ready else wait_healthy)(self.url, timeout, lambda: proc.poll() is None)
 
     def rss_mb(self) -> float:
         """The server's resident memory now."""
