@@ -139,3 +139,24 @@ def test_no_answer_score_prefers_the_paragraph_that_answers(reader: Reader) -> N
     yes, no = reader.predict(question, [answers, unrelated])
     assert yes.text == "Utrecht"
     assert yes.margin > no.margin
+
+
+def test_the_plain_torch_reader_gives_transformers_logits() -> None:
+    """Inference runs BERT in plain torch (no transformers import); it must match BertModel on padded pairs."""
+    packed = torch.load(rd.SHIPPED_MODEL_DIR / rd.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state = rd.dequantized_state(packed)
+    reference = rd.build_model(rd.SHIPPED_MODEL_DIR / rd.CONFIG_FILE, state).eval()
+    plain = rd.FunctionalSpanModel(rd.SHIPPED_MODEL_DIR / rd.CONFIG_FILE, state).eval()
+    tok = rd.load_tokenizer(rd.SHIPPED_MODEL_DIR)
+    batch = tok(
+        ["Who runs probation?", "How much was the bail out?"],
+        ["The National Probation Service runs probation for high-risk offenders.", "It was £42m in 2016."],
+        padding=True,
+        return_tensors="pt",
+    )
+    args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert bool((batch["attention_mask"] == 0).any())  # the batch holds padding, which must change nothing
+    with torch.inference_mode():
+        for ours, theirs in zip(plain(*args), reference(*args), strict=True):
+            real = batch["attention_mask"].bool()
+            assert torch.allclose(ours[real], theirs[real], atol=1e-4)

@@ -12,19 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tr_qa.bert import EncoderShape, fuse_qkv, hidden_states
+
 if TYPE_CHECKING:
     import torch
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 ST_CONFIG_FILE = "sentence_bert_config.json"  # sentence-transformers' own settings: max_seq_length
 
@@ -52,36 +52,6 @@ def model_sha256(path: Path | None = None) -> str:
     return _file_sha256(str(weights), stat.st_size, stat.st_mtime)
 
 
-@dataclass(frozen=True)
-class EncoderShape:
-    """The BERT encoder's sizes, from the model folder's config.json."""
-
-    hidden: int
-    heads: int
-    layers: int
-    eps: float
-    max_positions: int
-
-    @classmethod
-    def read(cls, path: Path) -> EncoderShape:
-        """Read and check config.json; ValueError naming the file when it is not a BERT encoder we can run."""
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
-            raise ValueError(f"{path / CONFIG_FILE}: expected a BERT encoder with gelu, got {config.get('model_type')}")
-        if config.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{path / CONFIG_FILE}: only absolute position embeddings are supported")
-        shape = cls(
-            int(config["hidden_size"]),
-            int(config["num_attention_heads"]),
-            int(config["num_hidden_layers"]),
-            float(config["layer_norm_eps"]),
-            int(config["max_position_embeddings"]),
-        )
-        if shape.hidden % shape.heads:
-            raise ValueError(f"{path / CONFIG_FILE}: hidden_size {shape.hidden} is not a multiple of the heads")
-        return shape
-
-
 class SentenceEncoder:
     """The loaded model: WordPiece tokenizer, BERT weights (query/key/value fused) and the forward pass."""
 
@@ -97,17 +67,7 @@ class SentenceEncoder:
         # tokenizer.json ships with truncation at 128 and fixed padding; batches are padded here instead.
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self.weights = self._fuse(load_file(str(path / WEIGHTS_FILE)))
-
-    def _fuse(self, w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        import torch
-
-        # One matrix product for query, key and value instead of three.
-        for i in range(self.shape.layers):
-            p = f"encoder.layer.{i}.attention.self."
-            w[p + "qkv.weight"] = torch.cat([w.pop(p + n + ".weight") for n in ("query", "key", "value")])
-            w[p + "qkv.bias"] = torch.cat([w.pop(p + n + ".bias") for n in ("query", "key", "value")])
-        return w
+        self.weights = fuse_qkv(load_file(str(path / WEIGHTS_FILE)), self.shape.layers)
 
     @property
     def dims(self) -> int:
@@ -118,35 +78,7 @@ class SentenceEncoder:
         """Unit-length mean-pooled vectors for a padded batch of token ids, shape (batch, hidden)."""
         import torch.nn.functional as F
 
-        w, s = self.weights, self.shape
-        batch, length = ids.shape
-        head = s.hidden // s.heads
-        x = (
-            F.embedding(ids, w["embeddings.word_embeddings.weight"])
-            + w["embeddings.position_embeddings.weight"][:length]
-            + w["embeddings.token_type_embeddings.weight"][0]  # one segment: token type 0 everywhere
-        )
-        x = F.layer_norm(x, (s.hidden,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], s.eps)
-        attend = mask.bool()[:, None, None, :]  # padding is never attended to
-        for i in range(s.layers):
-            p = f"encoder.layer.{i}."
-            qkv = F.linear(x, w[p + "attention.self.qkv.weight"], w[p + "attention.self.qkv.bias"])
-            q, k, v = qkv.view(batch, length, 3, s.heads, head).permute(2, 0, 3, 1, 4)
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
-            ctx = ctx.transpose(1, 2).reshape(batch, length, s.hidden)
-            attn = F.linear(ctx, w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"])
-            x = F.layer_norm(
-                attn + x,
-                (s.hidden,),
-                w[p + "attention.output.LayerNorm.weight"],
-                w[p + "attention.output.LayerNorm.bias"],
-                s.eps,
-            )
-            inner = F.gelu(F.linear(x, w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"]))
-            out = F.linear(inner, w[p + "output.dense.weight"], w[p + "output.dense.bias"])
-            x = F.layer_norm(
-                out + x, (s.hidden,), w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], s.eps
-            )
+        x = hidden_states(self.weights, self.shape, ids, mask)
         weights = mask.unsqueeze(-1).to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, p=2, dim=1)

@@ -273,23 +273,33 @@ def cpu_has_bf16() -> bool:
     return bool(re.search(r"\b(amx_bf16|avx512_bf16)\b", flags))
 
 
-class Bf16Autocast(nn.Module):
-    """Runs the wrapped span model under CPU bfloat16 autocast and returns fp32 logits."""
+class FunctionalSpanModel(nn.Module):
+    """The span model for inference in plain torch (``tr_qa.bert``): no transformers import, same logits.
 
-    def __init__(self, model: nn.Module) -> None:
+    ``bf16`` runs the encoder under CPU bfloat16 autocast; the 2-logit head always runs in fp32 (bf16 logits keep
+    only ~3 digits, which ties passages' scores).
+    """
+
+    def __init__(self, config_path: Path, state: dict[str, torch.Tensor], bf16: bool = False) -> None:
+        from tr_qa.bert import EncoderShape, fuse_qkv
+
         super().__init__()
-        self.model = model
+        self.shape = EncoderShape.read(config_path.parent)
+        prefix = "encoder."
+        encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        self.weights = fuse_qkv(encoder, self.shape.layers)
+        self.head_weight, self.head_bias = state["qa_outputs.weight"], state["qa_outputs.bias"]
+        self.bf16 = bf16
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start and end logits in fp32."""
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            hidden = self.model.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-        # The 2-logit head runs in fp32: bf16 logits would keep only ~3 digits (ties between passages' scores).
-        logits = self.model.qa_outputs(hidden.float())
+        """Start and end logits in fp32, shape (batch, seq)."""
+        from tr_qa.bert import hidden_states
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = hidden_states(self.weights, self.shape, input_ids, attention_mask, token_type_ids)
+        logits = nn.functional.linear(hidden.float(), self.head_weight, self.head_bias)
         return logits[..., 0], logits[..., 1]
 
 
@@ -329,12 +339,13 @@ class Reader:
                 else:
                     packed = torch.load(self.path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
                     state = dequantized_state(packed)
-                model: nn.Module = build_model(self.path / CONFIG_FILE, state)
-                model.eval()
+                model: nn.Module
                 if self.compute == "int8-dynamic":
+                    # Dynamic quantisation swaps nn.Linear modules, so this mode keeps transformers' BertModel.
+                    model = build_model(self.path / CONFIG_FILE, state).eval()
                     model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-                elif self.compute == "bf16":
-                    model = Bf16Autocast(model)
+                else:
+                    model = FunctionalSpanModel(self.path / CONFIG_FILE, state, bf16=self.compute == "bf16").eval()
                 self._tokenizer = load_tokenizer(self.path)
                 self._model = model
                 self._state = None
