@@ -17,7 +17,15 @@ from torch import nn
 
 from tr_qa import squad
 from tr_qa.files import atomic_write_text, atomic_write_with, sha256_file
-from tr_qa.reader import CONFIG_FILE, Reader, SpanModel, load_tokenizer, offline_env
+from tr_qa.reader import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    SpanModel,
+    build_model,
+    dequantized_state,
+    load_tokenizer,
+    offline_env,
+)
 from tr_qa.training.config import TrainConfig
 from tr_qa.training.data import batch_plan, collate, features
 from tr_qa.training.negatives import with_negatives
@@ -85,10 +93,10 @@ def initial_model(cfg: TrainConfig, base: Path) -> SpanModel:
     """all-MiniLM-L6-v2 with a new head, or the dequantised weights of a shipped reader (``init_from``)."""
     torch.manual_seed(cfg.seed)
     if cfg.init_from:
-        reader = Reader(Path(cfg.init_from), compute="fp32")
-        model, _ = reader._load()
-        assert isinstance(model, SpanModel)
-        return model
+        # The trainable module (transformers' BertModel inside), not the Reader's inference-only forward pass.
+        path = Path(cfg.init_from)
+        packed = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        return build_model(path / CONFIG_FILE, dequantized_state(packed))
     offline_env()
     from transformers import BertModel
 
