@@ -227,3 +227,25 @@ def test_bench_quick_on_the_seeds_reports_every_section_with_sane_figures(tmp_pa
         assert peer["index_s"] > 0
         sane(peer["search"], 5)
     assert data["ratios"] and all(v is not None and v > 0 for v in data["ratios"].values())
+
+
+def test_synthetic_corpus_recombines_paragraphs_past_the_file_so_no_chunk_repeats(tmp_path: Path) -> None:
+    from tr_qa.chunk import chunk_document
+    from tr_qa.ingest import ingest
+
+    paragraphs = [
+        "Napo is the probation union. It opposed the reforms in 2014. Members voted against the plan.",
+        "The companies were paid £42m in 2016. Inspectors criticised the work. Ministers defended it.",
+        "Working Links ran three areas. It went into administration. Its contracts passed to others.",
+    ]
+    articles = [
+        {
+            "title": "T",
+            "paragraphs": [{"context": p, "qas": [{"question": f"q{i}?"}]} for i, p in enumerate(paragraphs)],
+        }
+    ]
+    corpus = write_corpus(articles, 9, tmp_path / "c", questions=10)
+    assert corpus.paragraphs == 9 and len(corpus.questions) == 3  # recombined files carry no questions
+    docs = ingest(tmp_path / "c").documents
+    texts = [c.text for d in docs for c in chunk_document(d, 800, 200)]
+    assert len(docs) == 9 and len(texts) == len(set(texts))

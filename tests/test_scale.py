@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tr_qa.bench.scale import clustered_vectors, measure_vector_index, write_scaled_corpus
-from tr_qa.chunk import chunk_document
+from tr_qa.bench.scale import clustered_vectors, measure_vector_index
 from tr_qa.index.vectors import (
     FLAT,
     IVF_SQ8,
@@ -21,7 +17,6 @@ from tr_qa.index.vectors import (
     recall_at,
     sample_queries,
 )
-from tr_qa.ingest import ingest
 
 
 def test_the_index_kind_follows_the_chunk_count() -> None:
@@ -71,19 +66,3 @@ def test_measure_vector_index_reports_the_chosen_index_beside_flat(monkeypatch: 
         assert m["rss_after_load"]["VmRSS"] > 0 and m["search_p50_ms"] > 0
     assert out[FLAT]["recall_at_10"] == 1.0 and out[IVF_SQ8]["recall_at_10"] > 0.8
     assert out[IVF_SQ8]["faiss_bytes"] < out[FLAT]["faiss_bytes"]  # 8-bit codes, not float32
-
-
-def test_a_scaled_corpus_recombines_paragraphs_so_no_chunk_repeats(tmp_path: Path) -> None:
-    paragraphs = [
-        "Napo is the probation union. It opposed the reforms in 2014. Members voted against the plan.",
-        "The companies were paid £42m in 2016. Inspectors criticised the work. Ministers defended it.",
-        "Working Links ran three areas. It went into administration. Its contracts passed to others.",
-    ]
-    squad = tmp_path / "squad.json"
-    data = {"data": [{"title": "T", "paragraphs": [{"context": p, "qas": []} for p in paragraphs]}]}
-    squad.write_text(json.dumps(data), encoding="utf-8")
-    files = write_scaled_corpus(squad, chunks=9, out_dir=tmp_path / "corpus", per_file=1)
-    assert files == 9  # three passes over three paragraphs
-    docs = ingest(tmp_path / "corpus").documents
-    texts = [c.text for d in docs for c in chunk_document(d, 800, 200)]
-    assert len(docs) == 9 and len(texts) == len(set(texts))

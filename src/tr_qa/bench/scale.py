@@ -236,41 +236,6 @@ def measure_vector_index(n: int, dims: int = 384, seed: int = 0, also: tuple[str
 # A text corpus of N chunks
 
 
-def write_scaled_corpus(squad_file: Path, chunks: int, out_dir: Path, seed: int = 0, per_file: int = 4) -> int:
-    """Write about ``chunks`` chunks of text as files of ``per_file`` SQuAD training paragraphs; returns files written.
-
-    The first pass uses the paragraphs as they are; later passes recombine them (each paragraph's sentences
-    rotated, one sentence of another paragraph added) so that no chunk repeats an earlier one's text, which the
-    builder would keep only once.
-    """
-    from tr_qa.squad import read_articles
-
-    paragraphs = [p["context"].strip() for a in read_articles(squad_file) for p in a["paragraphs"]]
-    rng = np.random.default_rng(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = total = 0
-    rounds = 0
-    while total < chunks:
-        order = rng.permutation(len(paragraphs))
-        for first in range(0, len(order), per_file):
-            if total >= chunks:
-                break
-            parts = []
-            for i in order[first : first + per_file]:
-                text = paragraphs[i]
-                if rounds:
-                    sentences = text.split(". ")
-                    shift = rounds % len(sentences)
-                    extra = paragraphs[int(rng.integers(len(paragraphs)))].split(". ")[0]
-                    text = ". ".join([*sentences[shift:], *sentences[:shift], extra])
-                parts.append(text)
-                total += max(1, round(len(text) / 600))  # 800-character chunks overlapping by 200
-            (out_dir / f"r{rounds:03d}_{written:07d}.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
-            written += 1
-        rounds += 1
-    return written
-
-
 _ASK = """
 import json, sys, time
 import numpy as np
@@ -294,23 +259,23 @@ print(json.dumps({"load_seconds": round(loaded_s, 2), "rss_before_load": before,
 """
 
 
-def measure_corpus(chunks: int, work: Path, squad_file: Path, questions: int = 50, seed: int = 0) -> dict:
+def measure_corpus(chunks: int, work: Path, squad_file: Path, questions: int = 50) -> dict:
     """Write a synthetic corpus of about ``chunks`` chunks, index it, and load and ask it in a fresh process.
 
     Asks go without the span reader (``reader_passages=0``): this measures the index, not the reader.
     """
+    from tr_qa.bench.synthetic import synthetic_corpus
     from tr_qa.index import build
-    from tr_qa.squad import read_articles
 
     corpus, index_dir = work / "corpus", work / "index"
     started = time.perf_counter()
-    files = write_scaled_corpus(squad_file, chunks, corpus, seed)
+    made = synthetic_corpus(squad_file, chunks, corpus, questions)
+    files = sum(1 for _ in corpus.glob("*.txt"))
     written = time.perf_counter() - started
     settings = Settings(corpus_dir=corpus, index_dir=index_dir)
     report = build(settings, progress=False)
-    asked = [q["question"] for a in read_articles(squad_file)[:20] for p in a["paragraphs"] for q in p["qas"]]
     proc = subprocess.run(
-        [sys.executable, "-c", _ASK, str(index_dir), json.dumps(asked[:questions])], capture_output=True, text=True
+        [sys.executable, "-c", _ASK, str(index_dir), json.dumps(list(made.questions))], capture_output=True, text=True
     )
     if proc.returncode:
         raise RuntimeError(f"asking failed: {proc.stderr.strip().splitlines()[-1:]}")

@@ -51,6 +51,7 @@ def write_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata: dict[str, dict[str, str]] = {}
     asked: list[str] = []
+    written: list[tuple[str, str]] = []  # (title, paragraph) of the first pass, for recombining
     total = 0
     try:
         for a, article in enumerate(articles):
@@ -64,6 +65,7 @@ def write_corpus(
                 name = f"{a:03d}_{p:03d}.txt"
                 (out_dir / name).write_text(context, encoding="utf-8")
                 metadata[name] = {"title": f"{title} ¶{p + 1}"}
+                written.append((metadata[name]["title"], context))
                 asked.extend(str(q["question"]) for q in para["qas"])
                 total += estimated_chunks(len(context), size, overlap)
             if total >= chunks:
@@ -72,8 +74,38 @@ def write_corpus(
         raise InputError(f"not a SQuAD article list (missing {exc})") from exc
     if not metadata:
         raise InputError("the SQuAD file has no paragraphs to build a corpus from")
+    total += _recombine(written, chunks - total, out_dir, metadata, size, overlap)
     (out_dir / "metadata.json").write_text(json.dumps(metadata, ensure_ascii=False), encoding="utf-8")
     return Corpus(out_dir, spread(asked, questions), synthetic=True, paragraphs=len(metadata), target_chunks=chunks)
+
+
+def _recombine(
+    paragraphs: Sequence[tuple[str, str]],
+    chunks: int,
+    out_dir: Path,
+    metadata: dict[str, dict[str, str]],
+    size: int,
+    overlap: int,
+) -> int:
+    """Past the file's paragraphs, about ``chunks`` more of recombined text; returns the chunks added.
+
+    Pass r rotates each paragraph's sentences by r and ends it with the first sentence of the paragraph r further
+    on, so no chunk repeats an earlier one's text (the builder keeps a repeated chunk only once); no questions.
+    """
+    total, n = 0, len(paragraphs)
+    for r in range(1, 10_000):
+        for i, (title, context) in enumerate(paragraphs):
+            if total >= chunks:
+                return total
+            sentences = context.split(". ")
+            shift = r % len(sentences)
+            extra = paragraphs[(i + r) % n][1].split(". ")[0]
+            text = ". ".join([*sentences[shift:], *sentences[:shift], extra])
+            name = f"r{r:03d}_{i:06d}.txt"
+            (out_dir / name).write_text(text, encoding="utf-8")
+            metadata[name] = {"title": f"{title} (recombined {r})"}
+            total += estimated_chunks(len(text), size, overlap)
+    return total
 
 
 def synthetic_corpus(
