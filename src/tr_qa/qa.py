@@ -196,8 +196,11 @@ class QA:
             assert reader is not None
             with _timed(timings, "read"):
                 windows = [self.read_window(c) for c in cands[:n_read]]
-                docs = [self.data.documents[c.passage.doc_id] for c in cands[:n_read]]
-                texts = [d.text[s:e] for d, (s, e) in zip(docs, windows, strict=True)]
+                # A window lies inside its passage, whose text is at hand: no document is read from the store.
+                texts = [
+                    c.passage.text[s - c.passage.start : e - c.passage.start]
+                    for c, (s, e) in zip(cands[:n_read], windows, strict=True)
+                ]
                 spans = reader.predict(question, texts)
             for i, (span, (s, _)) in enumerate(zip(spans, windows, strict=True)):
                 # Spans come back in window offsets; candidates keep them in passage offsets.
