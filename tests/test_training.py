@@ -14,8 +14,16 @@ from tr_qa.training.card import CARD_FILE
 from tr_qa.training.config import TrainConfig
 from tr_qa.training.data import char_to_token_span
 from tr_qa.training.export import export, quantize_rows, quantized_state
-from tr_qa.training.negatives import ArticleBM25, entity_swaps, hard_paragraphs, with_negatives
-from tr_qa.training.train import CHECKPOINT_FILE, base_model_path, train
+from tr_qa.training.negatives import (
+    ArticleBM25,
+    cut_paragraphs,
+    entity_swaps,
+    hard_paragraphs,
+    noun_swaps,
+    sentence_spans,
+    with_negatives,
+)
+from tr_qa.training.train import CHECKPOINT_FILE, base_model_path, read_prepared, train, write_prepared
 
 LOVELACE = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage on the Analytical Engine."
 WEATHER = "The winter of that year was cold in the north, and the harvest in the valley was poor."
@@ -123,6 +131,67 @@ def test_entity_swap_asks_about_someone_the_paragraph_never_mentions() -> None:
     assert "b" not in swaps  # "Alan Turing" does not occur verbatim in its own paragraph: not anchored
 
 
+def test_sentence_spans_cover_each_sentence_once() -> None:
+    text = 'It rained. "Then it stopped!" she said. (Later) it snowed again in 1999.'
+    spans = sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == [
+        "It rained.",
+        '"Then it stopped!" she said.',
+        "(Later) it snowed again in 1999.",
+    ]
+
+
+def test_cut_paragraph_drops_the_answer_sentence_and_keeps_the_rest() -> None:
+    context = LOVELACE + " Her notes on the engine were published in a journal in the following decades."
+    ex = squad.SquadExample("a", "Where was Ada Lovelace born?", context, ("London",), context.index("London"))
+    cut = cut_paragraphs([ex], min_chars=40)["a"]
+    assert "London" not in cut and cut.startswith("She worked with Charles Babbage")
+    # An answer that also occurs outside its sentence would still be in the passage: no negative is made.
+    twice = squad.SquadExample("b", "Who?", context + " Babbage died in London.", ("London",), context.index("London"))
+    assert "b" not in cut_paragraphs([twice], min_chars=40)
+    # Too little left to read is no example either.
+    assert cut_paragraphs([ex], min_chars=1000) == {}
+
+
+class _Tok:
+    def __init__(self, text: str, idx: int, pos: str, tag: str) -> None:
+        self.text, self.idx, self.pos_, self.tag_ = text, idx, pos, tag
+        self.lower_, self.ent_type_, self.is_alpha = text.lower(), "", text.isalpha()
+
+
+class _FakeTagger:
+    """Stands in for spaCy's tagger: the listed words are singular nouns, everything else is not a noun."""
+
+    NOUNS = ("engine", "bridge", "year", "notes")
+
+    def select_pipes(self, enable: list[str]):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def pipe(self, texts: list[str], batch_size: int = 0):
+        import re
+
+        for t in texts:
+            yield [
+                _Tok(m.group(), m.start(), "NOUN" if m.group().lower() in self.NOUNS else "X", "NN")
+                for m in re.finditer(r"\w+", t)
+            ]
+
+
+def test_noun_swap_asks_about_a_thing_the_paragraph_never_mentions() -> None:
+    ex = [
+        squad.SquadExample("a", "In what year was the engine designed?", LOVELACE, ("1815",), 0, 0, 0),
+        squad.SquadExample("b", "Who built the bridge?", "Engineers built the bridge.", ("Engineers",), 0, 0, 1),
+    ]
+    swaps = noun_swaps(ex, _FakeTagger(), seed=1)
+    # "year" frames the question and is never swapped; "engine" is in its paragraph and "bridge" is not.
+    assert swaps["a"] == "In what year was the bridge designed?"
+    assert swaps["b"] == "Who built the engine?"
+    # The new noun comes from another question about the article: alone, a question has nothing to swap in.
+    assert noun_swaps(ex[1:], _FakeTagger(), seed=1) == {}
+
+
 def test_config_rejects_out_of_range_values(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hard_negative_rate"):
         TrainConfig(tmp_path, tmp_path, hard_negative_rate=1.5)
@@ -172,6 +241,13 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert packed["qa_outputs.weight.int8"].dtype == torch.int8
     (span,) = Reader(out).predict("Where was Ada Lovelace born?", ["Ada was born in London."])
     assert span.text == "Ada was born in London."[span.start : span.end]
+
+    # Examples prepared once (spaCy) and read back by a run elsewhere are the same examples; other settings refused.
+    prepared = write_prepared(cfg("prep", cut_negative_rate=1.0), tmp_path / "prep.json.xz")
+    again = read_prepared(cfg("prep", cut_negative_rate=1.0, prepared=tmp_path / "prep.json.xz"))
+    assert again == prepared and len(again.train) >= 8
+    with pytest.raises(ValueError, match="other settings"):
+        read_prepared(cfg("prep", prepared=tmp_path / "prep.json.xz"))
 
     # Starting from an exported reader and leaving out the questions it learned.
     follow = train(cfg("follow", init_from=str(out), skip_questions=4, max_questions=4))

@@ -221,6 +221,9 @@ def predict_pairs(
         best: dict[int, tuple[float, int, int, float, float]] = {}
         nulls: dict[int, float] = {}
         pad_id = tokenizer.pad_token_id or 0
+        # A model being trained on a GPU is read there; the shipped inference model has no parameters and runs on CPU.
+        first = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
+        dev = first.device if first is not None else torch.device("cpu")
         with torch.inference_mode():
             for b0 in range(0, nwin, batch_windows):
                 wins = order[b0 : b0 + batch_windows]
@@ -233,7 +236,8 @@ def predict_pairs(
                     ids[r, :L] = torch.tensor(enc["input_ids"][w])
                     tt[r, :L] = torch.tensor(enc["token_type_ids"][w])
                     am[r, :L] = 1
-                start_logits, end_logits = model(ids, am, tt)
+                start_logits, end_logits = model(ids.to(dev), am.to(dev), tt.to(dev))
+                start_logits, end_logits = start_logits.float().cpu(), end_logits.float().cpu()
                 for r, w in enumerate(wins):
                     L = len(enc["input_ids"][w])
                     seq_ids = enc.sequence_ids(w)

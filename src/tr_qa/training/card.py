@@ -60,6 +60,11 @@ def train_command(meta: dict[str, Any]) -> str:
         f"--batch-size {p.get('batch_size')} --max-length {p.get('max_length')} --stride {p.get('stride')} "
         f"--seed {p.get('seed')} --holdout-articles {p.get('holdout_articles')} --threads {meta.get('threads')}"
     )
+    if p.get("cut_negative_rate") or p.get("noun_negative_rate"):
+        cut, noun = p.get("cut_negative_rate", 0), p.get("noun_negative_rate", 0)
+        parts.append(f"--cut-negatives {cut} --noun-negatives {noun}")
+    if str(meta.get("device", "cpu")) != "cpu":
+        parts.append("--device cuda  # on a GPU: " + str(meta.get("device")))
     return " \\\n  ".join(parts)
 
 
@@ -72,13 +77,26 @@ def model_card(out_dir: Path, meta: dict[str, Any], metrics: dict[str, Any], com
     held = metrics.get("heldout_int8") or {}
     extra = {k: v for k, v in metrics.items() if k not in ("weights_sha256", "heldout_int8")}
     extra_txt = "\n".join(f"- {k}: `{json.dumps(_rounded(v))}`" for k, v in extra.items()) or "- none"
-    start = (
-        f"the earlier shipped reader in `{p.get('init_from')}` (weights sha256 `{meta.get('init_from_sha256')}`: "
-        f"all-MiniLM-L6-v2 fine-tuned on the first {p.get('skip_questions')} questions of the same seeded order, "
-        "no negatives), dequantised to fp32"
-        if p.get("init_from")
-        else f"all-MiniLM-L6-v2 with a new span head (torch seed {p.get('seed')})"
-    )
+    if p.get("init_from"):
+        learned = (
+            f"it had learned the first {p.get('skip_questions')} questions of the same seeded order"
+            if p.get("skip_questions")
+            else "this run is a further pass over questions it had already learned"
+        )
+        start = (
+            f"the earlier shipped reader `{p.get('init_from')}` (weights sha256 `{meta.get('init_from_sha256')}`), "
+            f"dequantised to fp32; {learned}"
+        )
+    else:
+        start = f"all-MiniLM-L6-v2 with a new span head (torch seed {p.get('seed')})"
+    more = ""
+    if meta.get("negatives_cut") or meta.get("negatives_noun"):
+        more = (
+            f", {meta.get('negatives_cut')} cut paragraphs (the question's own paragraph without the sentences"
+            f" holding the answer; drawn for a {p.get('cut_negative_rate', 0)} share) and"
+            f" {meta.get('negatives_noun')} noun swaps (a common noun of the question swapped for one from another"
+            f" question on the article that the paragraph lacks; tried for a {p.get('noun_negative_rate', 0)} share)"
+        )
     return f"""# tr-qa extractive span reader (MiniLM-L6, int8)
 
 SQuAD-style extractive reader with "no answer": a 6-layer, 384-wide BERT encoder with a `Linear(384, 2)` head
@@ -101,7 +119,7 @@ span's `margin` (span score minus no-answer score) is what the app's confidence 
   seeded order), plus {meta.get("negatives")} "no answer" examples: {meta.get("negatives_hard")} hard paragraphs
   (the article's best BM25 paragraph without the answer; drawn for a {p.get("hard_negative_rate")} share of
   questions) and {meta.get("negatives_perturbed")} perturbed questions (an entity or number swapped for another of
-  the same type from the article; tried for a {p.get("perturbed_negative_rate")} share). {meta.get("windows")}
+  the same type from the article; tried for a {p.get("perturbed_negative_rate")} share){more}. {meta.get("windows")}
   windows of up to {p.get("max_length")} word pieces.
 - Optimizer steps: {meta.get("steps_exported", meta.get("steps_done"))} exported of {meta.get("total_steps")}
   planned ({_progress(meta)}).
@@ -122,7 +140,8 @@ Export of the weights shipped here:
   {p.get("grad_clip")}, bf16 autocast {p.get("bf16")}
 - max length {p.get("max_length")} word pieces, stride {p.get("stride")}, length-bucketed dynamic padding; loss =
   mean of start and end cross-entropy (windows without the answer, and every negative, point at [CLS])
-- seed {p.get("seed")}; {meta.get("threads")} CPU thread(s), torch {meta.get("torch")}; training wall time so far
+- seed {p.get("seed")}; device {meta.get("device", "cpu")}, {meta.get("threads")} CPU thread(s), torch
+  {meta.get("torch")}; training wall time so far
   {meta.get("train_seconds")} s
 
 ## Held-out metrics (given the question's paragraph; SQuAD 2.0 scoring, 0-100)

@@ -59,6 +59,36 @@ from tr_qa.errors import InputError
     show_default=True,
     help='Share of questions tried with an entity swapped for another from the article, as "no answer".',
 )
+@click.option(
+    "--cut-negatives",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help='Share of questions that also get their own paragraph without the answer\'s sentences, as "no answer".',
+)
+@click.option(
+    "--noun-negatives",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help='Share of questions tried with a common noun swapped for one the paragraph lacks, as "no answer".',
+)
+@click.option("--device", default="cpu", show_default=True, help='Where the training steps run: "cpu" or "cuda".')
+@click.option(
+    "--prepare-only",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Only build the examples with their negatives and write them to this file (for --prepared), then stop.",
+)
+@click.option(
+    "--prepared",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Examples written by --prepare-only with the same settings (skips spaCy; e.g. on a GPU machine).",
+)
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop after this many minutes of the run (checkpointed, held-out figures still measured); for leased time.",
+)
 @click.option("--epochs", type=float, default=1.0, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True)
 @click.option("--warmup-ratio", type=click.FloatRange(0, 0.99), default=0.03, show_default=True)
@@ -79,6 +109,12 @@ def train_reader_cmd(
     max_questions: int | None,
     hard_negatives: float,
     perturbed_negatives: float,
+    cut_negatives: float,
+    noun_negatives: float,
+    device: str,
+    prepare_only: Path | None,
+    prepared: Path | None,
+    max_minutes: float | None,
     epochs: float,
     lr: float,
     warmup_ratio: float,
@@ -91,8 +127,10 @@ def train_reader_cmd(
     eval_limit: int | None,
 ) -> None:
     """Fine-tune the span reader on SQuAD with "no answer" negatives (seeded, resumable), then export it int8."""
+    import time
+
     from tr_qa.training.config import TrainConfig
-    from tr_qa.training.train import train
+    from tr_qa.training.train import train, write_prepared
 
     if not train_file.is_file():
         raise InputError(f"training file does not exist: {train_file}")
@@ -113,13 +151,30 @@ def train_reader_cmd(
             warmup_ratio=warmup_ratio,
             hard_negative_rate=hard_negatives,
             perturbed_negative_rate=perturbed_negatives,
+            cut_negative_rate=cut_negatives,
+            noun_negative_rate=noun_negatives,
+            device=device,
+            prepared=prepared.resolve() if prepared else None,
             threads=threads,
+            deadline=time.time() + 60 * max_minutes if max_minutes else None,
             eval_limit=eval_limit,
             progress=sys.stderr.isatty(),
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    meta = train(cfg)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device")
+    try:
+        if prepare_only is not None:
+            data = write_prepared(cfg, prepare_only)
+            click.echo(f"wrote {len(data.train)} training and {len(data.heldout)} held-out examples to {prepare_only}")
+            return
+        meta = train(cfg)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     click.echo(f"held-out: {json.dumps(meta.get('heldout_fp32'))}")
     if not no_export and not meta.get("stopped_early"):
         from tr_qa.training.export import export

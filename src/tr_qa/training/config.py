@@ -21,6 +21,8 @@ _RUN_FIELDS = (
     "warmup_ratio",
     "hard_negative_rate",
     "perturbed_negative_rate",
+    "cut_negative_rate",
+    "noun_negative_rate",
     "bf16",
 )
 
@@ -34,7 +36,12 @@ class TrainConfig:
     question adds, with probability ``hard_negative_rate``, the paragraph of its article that BM25 ranks highest
     for it among those that do not hold the answer, and with probability ``perturbed_negative_rate`` a copy of
     the question with one named entity or number swapped for another of the same type from its article, asked
-    of its own paragraph. Both negatives are learned as "no answer" ([CLS] as the start and end target).
+    of its own paragraph; with ``cut_negative_rate`` its own paragraph without the answer's sentences, and with
+    ``noun_negative_rate`` the question with a common noun swapped (``tr_qa.training.negatives``). Every negative is
+    learned as "no answer" ([CLS] as the start and end target).
+
+    ``device`` is where the steps run ("cpu", "cuda"); ``prepared`` names a file written by ``prepare_only`` that
+    holds the examples with their negatives, so a machine without spaCy (or a second run) skips that stage.
     """
 
     train_file: Path
@@ -52,6 +59,8 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     hard_negative_rate: float = 0.0
     perturbed_negative_rate: float = 0.0
+    cut_negative_rate: float = 0.0
+    noun_negative_rate: float = 0.0
     bf16: bool = True
     threads: int = 1
     checkpoint_every: int = 500
@@ -61,6 +70,8 @@ class TrainConfig:
     deadline: float | None = None
     stop_after_steps: int | None = None
     schedule_end_step: int | None = None
+    device: str = "cpu"
+    prepared: Path | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -72,6 +83,9 @@ class TrainConfig:
             "skip_questions": self.skip_questions >= 0,
             "hard_negative_rate": 0 <= self.hard_negative_rate <= 1,
             "perturbed_negative_rate": 0 <= self.perturbed_negative_rate <= 1,
+            "cut_negative_rate": 0 <= self.cut_negative_rate <= 1,
+            "noun_negative_rate": 0 <= self.noun_negative_rate <= 1,
+            "device": self.device.split(":")[0] in ("cpu", "cuda"),
             "warmup_ratio": 0 <= self.warmup_ratio < 1,
             "threads": self.threads >= 1,
         }
@@ -85,6 +99,10 @@ class TrainConfig:
         out["optimizer"] = "AdamW(weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8)"
         out["schedule"] = "linear warmup then linear decay to 0"
         out["grad_clip"] = 1.0
+        # Runs from before the later negative kinds existed recorded no rate for them: 0 then, so they still resume.
+        for name in ("cut_negative_rate", "noun_negative_rate"):
+            if out[name] == 0:
+                del out[name]
         return out
 
     @classmethod

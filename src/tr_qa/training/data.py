@@ -84,6 +84,17 @@ class Batch:
     start: torch.Tensor
     end: torch.Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device``."""
+        if device.type == "cpu":
+            return self
+        return Batch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.input_ids, self.attention_mask, self.token_type_ids, self.start, self.end)
+            )
+        )
+
 
 def collate(feats: Sequence[Feature], idx: Sequence[int], pad_id: int, multiple: int = 32) -> Batch:
     """Pad the chosen windows to a common width (a multiple of ``multiple``)."""

@@ -12,8 +12,7 @@ from tr_qa import squad
 from tr_qa.files import atomic_write_text, atomic_write_with, sha256_file
 from tr_qa.reader import CONFIG_FILE, SHIPPED_MODEL_DIR, WEIGHTS_FILE, Reader, load_tokenizer
 from tr_qa.training.card import CARD_FILE, model_card
-from tr_qa.training.negatives import with_negatives
-from tr_qa.training.train import CHECKPOINT_FILE, HELDOUT_NEGATIVE_RATE, META_FILE
+from tr_qa.training.train import CHECKPOINT_FILE, META_FILE, heldout_with_negatives
 
 METRICS_FILE = "metrics.json"
 
@@ -46,10 +45,7 @@ def heldout_examples(meta: dict[str, Any]) -> list[squad.SquadExample]:
     """The run's held-out articles as answerable questions plus their negatives, exactly as training made them."""
     articles = squad.read_articles(Path(meta["train_file"]))
     _, held = squad.split_articles(articles, int(meta["params"]["holdout_articles"]))
-    seed = int(meta["params"]["seed"]) + 1
-    return with_negatives(
-        squad.examples(held), held, hard_rate=HELDOUT_NEGATIVE_RATE, perturbed_rate=HELDOUT_NEGATIVE_RATE, seed=seed
-    )
+    return heldout_with_negatives(held, int(meta["params"]["seed"]))
 
 
 def export(

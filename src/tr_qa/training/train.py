@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import lzma
 import math
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,20 @@ from tr_qa.training.negatives import with_negatives
 CHECKPOINT_FILE = "checkpoint.pt"
 META_FILE = "train_meta.json"
 LOG_FILE = "train_log.jsonl"
-# Held-out negatives: one of each kind per question where one can be made, so NoAns accuracy covers both.
+# Held-out negatives: each kind for half the questions where one can be made, so NoAns accuracy covers every kind.
 HELDOUT_NEGATIVE_RATE = 0.5
+PREPARED_FORMAT = 1
+# The settings a prepared examples file depends on; a run with other values cannot use it.
+_DATA_FIELDS = (
+    "skip_questions",
+    "max_questions",
+    "seed",
+    "holdout_articles",
+    "hard_negative_rate",
+    "perturbed_negative_rate",
+    "cut_negative_rate",
+    "noun_negative_rate",
+)
 
 
 def base_model_path() -> Path:
@@ -61,8 +74,86 @@ class Data:
     skipped: int
 
 
+def heldout_with_negatives(held_articles: list[dict[str, Any]], seed: int) -> list[squad.SquadExample]:
+    """The held-out articles' questions, each followed by negatives of every kind (the same for every run's seed)."""
+    return with_negatives(
+        squad.examples(held_articles),
+        held_articles,
+        hard_rate=HELDOUT_NEGATIVE_RATE,
+        perturbed_rate=HELDOUT_NEGATIVE_RATE,
+        cut_rate=HELDOUT_NEGATIVE_RATE,
+        noun_rate=HELDOUT_NEGATIVE_RATE,
+        seed=seed + 1,
+    )
+
+
+def _data_params(cfg: TrainConfig) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in _DATA_FIELDS}
+
+
+def _rows(items: list[squad.SquadExample], articles: list[dict[str, Any]]) -> list[list[Any]]:
+    # A context equal to its article's paragraph is stored as null: the file stays a few MB.
+    out = []
+    for ex in items:
+        same = articles[ex.article]["paragraphs"][ex.paragraph]["context"] == ex.context
+        ctx = None if same else ex.context
+        out.append([ex.qid, ex.question, ctx, list(ex.answers), ex.answer_start, ex.article, ex.paragraph])
+    return out
+
+
+def _examples(rows: list[list[Any]], articles: list[dict[str, Any]]) -> list[squad.SquadExample]:
+    out = []
+    for qid, question, context, answers, start, a, p in rows:
+        ctx = articles[a]["paragraphs"][p]["context"] if context is None else context
+        out.append(squad.SquadExample(qid, question, ctx, tuple(answers), int(start), int(a), int(p)))
+    return out
+
+
+def write_prepared(cfg: TrainConfig, path: Path) -> Data:
+    """Prepare the run's examples (spaCy runs here) and write them to ``path`` (xz JSON) for ``cfg.prepared``."""
+    data = prepare_data(replace(cfg, prepared=None))
+    articles = squad.read_articles(cfg.train_file)
+    train_articles, held_articles = squad.split_articles(articles, cfg.holdout_articles)
+    doc = {
+        "format": PREPARED_FORMAT,
+        "train_file_sha256": sha256_file(Path(cfg.train_file)),
+        "data_params": _data_params(cfg),
+        "questions": data.questions,
+        "skipped": data.skipped,
+        "train": _rows(data.train, train_articles),
+        "heldout": _rows(data.heldout, held_articles),
+    }
+    payload = lzma.compress(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+    atomic_write_with(Path(path), lambda fh: fh.write(payload))
+    return data
+
+
+def read_prepared(cfg: TrainConfig) -> Data:
+    """The examples of ``cfg.prepared``, checked against this run's training file and data settings."""
+    path = Path(cfg.prepared) if cfg.prepared else None
+    if path is None or not path.is_file():
+        raise ValueError(f"prepared examples file does not exist: {path}")
+    try:
+        doc = json.loads(lzma.decompress(path.read_bytes()).decode("utf-8"))
+    except (lzma.LZMAError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a prepared examples file ({exc})") from exc
+    if doc.get("format") != PREPARED_FORMAT:
+        raise ValueError(f"{path} has format {doc.get('format')!r}, expected {PREPARED_FORMAT}")
+    if doc["data_params"] != _data_params(cfg):
+        raise ValueError(f"{path} was prepared with other settings: {doc['data_params']}")
+    if doc["train_file_sha256"] != sha256_file(Path(cfg.train_file)):
+        raise ValueError(f"{path} was prepared from another training file")
+    articles = squad.read_articles(cfg.train_file)
+    train_articles, held_articles = squad.split_articles(articles, cfg.holdout_articles)
+    train = _examples(doc["train"], train_articles)
+    held = _examples(doc["heldout"], held_articles)
+    return Data(train, held, int(doc["questions"]), int(doc["skipped"]))
+
+
 def prepare_data(cfg: TrainConfig) -> Data:
     """Split by article, take this run's seeded share of the training questions and add the sampled negatives."""
+    if cfg.prepared is not None:
+        return read_prepared(cfg)
     articles = squad.read_articles(cfg.train_file)
     train_articles, held_articles = squad.split_articles(articles, cfg.holdout_articles)
     train_ex = squad.examples(train_articles)
@@ -77,15 +168,11 @@ def prepare_data(cfg: TrainConfig) -> Data:
         train_articles,
         hard_rate=cfg.hard_negative_rate,
         perturbed_rate=cfg.perturbed_negative_rate,
+        cut_rate=cfg.cut_negative_rate,
+        noun_rate=cfg.noun_negative_rate,
         seed=cfg.seed,
     )
-    held = with_negatives(
-        squad.examples(held_articles),
-        held_articles,
-        hard_rate=HELDOUT_NEGATIVE_RATE,
-        perturbed_rate=HELDOUT_NEGATIVE_RATE,
-        seed=cfg.seed + 1,
-    )
+    held = heldout_with_negatives(held_articles, cfg.seed)
     return Data(mixed, held, len(train_ex), cfg.skip_questions)
 
 
@@ -141,7 +228,9 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    base = base_model_path()
+    device = torch.device(cfg.device)
+    # A shipped reader folder holds its BERT config and tokenizer: starting from one needs no base-model package.
+    base = Path(cfg.init_from) if cfg.init_from else base_model_path()
     tokenizer = load_tokenizer(base)
     params = cfg.run_params()
 
@@ -153,13 +242,16 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     warmup = int(total_steps * cfg.warmup_ratio)
 
-    model = initial_model(cfg, base)
+    model = initial_model(cfg, base).to(device)
     no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": 0.01},
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    # The fused kernel exists on GPUs only; on the CPU the default (foreach) implementation is used.
+    optimizer = torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, **({"fused": True} if device.type == "cuda" else {})
+    )
     # A reschedule (at, end) ends training early at step ``end``, decaying linearly from the rate at ``at``.
     reschedules: list[tuple[int, int]] = []
 
@@ -179,13 +271,13 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     elapsed_before = 0.0
     ckpt_path = out_dir / CHECKPOINT_FILE
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["params"] != params:
             raise ValueError(f"checkpoint in {out_dir} was made with other parameters: {ck['params']}")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())
         step = int(ck["step"])
         elapsed_before = float(ck.get("elapsed", 0.0))
         reschedules.extend(tuple(r) for r in ck.get("reschedules", []))
@@ -215,11 +307,14 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         "negatives": n_neg,
         "negatives_hard": sum(ex.qid.endswith("#hard") for ex in data.train),
         "negatives_perturbed": sum(ex.qid.endswith("#swap") for ex in data.train),
+        "negatives_cut": sum(ex.qid.endswith("#cut") for ex in data.train),
+        "negatives_noun": sum(ex.qid.endswith("#noun") for ex in data.train),
         "windows": len(feats),
         "total_steps": total_steps,
         "heldout_questions": sum(ex.answerable for ex in data.heldout),
         "heldout_negatives": sum(not ex.answerable for ex in data.heldout),
         "threads": cfg.threads,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
     }
     atomic_write_text(out_dir / META_FILE, json.dumps(meta, indent=2))
@@ -268,8 +363,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
             ):
                 stopped = True
                 break
-            b = collate(feats, plans[step // steps_per_epoch][step % steps_per_epoch], pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            b = collate(feats, plans[step // steps_per_epoch][step % steps_per_epoch], pad_id).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 s_log, e_log = model(b.input_ids, b.attention_mask, b.token_type_ids)
             # The loss is taken in fp32 whatever the autocast dtype of the logits.
             loss = (

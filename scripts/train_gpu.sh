@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Reader training on a lent GPU (issue 8): three negative mixes trained side by side on one GPU, each one epoch from
+# the shipped reader; scripts/gpu_pick.py ranks them on held-out training articles and packs the best two as int8
+# pieces small enough to bring back. Run from the repository root on the GPU machine, with .gpu/ holding the SQuAD
+# v1.1 training file and the examples prepared here first (spaCy is not needed there):
+#   tr-qa train-reader --train .gpu/squad11_train_rebuilt.json.xz --seed 14 --hard-negatives 0.5 \
+#     --perturbed-negatives 0.6 [--cut-negatives 0.5 [--noun-negatives 0.5]] --prepare-only .gpu/prep-X.json.xz
+#   MINUTES=6 scripts/train_gpu.sh OUT_DIR
+set -uo pipefail
+out=${1:?usage: scripts/train_gpu.sh OUT_DIR}
+mkdir -p "$out"
+export PYTHONPATH=src HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true
+py=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+$py -c "import torch, transformers, tokenizers; print(torch.__version__, transformers.__version__, tokenizers.__version__)"
+
+common=(--train .gpu/squad11_train_rebuilt.json.xz --init-from src/tr_qa/models/reader --device "${DEVICE:-cuda}"
+  --seed 14 --hard-negatives 0.5 --perturbed-negatives 0.6 --batch-size 32 --lr 3e-5 --warmup-ratio 0.05
+  --threads 2 --no-export --max-minutes "${MINUTES:-6}" ${EXTRA:-})
+declare -A mix=([A]="" [B]="--cut-negatives 0.5" [C]="--cut-negatives 0.5 --noun-negatives 0.5")
+for v in ${VARIANTS:-A B C}; do
+  # shellcheck disable=SC2086
+  $py -c "from tr_qa.cli import main; main()" train-reader "${common[@]}" ${mix[$v]} \
+    --prepared "${PREP_DIR:-.gpu}/prep-$v.json.xz" --checkpoints "${CKPT_ROOT:-/tmp}/ck-$v" >"${CKPT_ROOT:-/tmp}/train-$v.log" 2>&1 &
+done
+wait
+# Each run's log is kept beside its checkpoints (what comes back from a leased machine is a handful of files).
+for v in ${VARIANTS:-A B C}; do echo "== $v"; tail -n 20 "${CKPT_ROOT:-/tmp}/train-$v.log" | cut -c1-400; done
+cks=()
+for v in ${VARIANTS:-A B C}; do cks+=("${CKPT_ROOT:-/tmp}/ck-$v"); done
+$py scripts/gpu_pick.py --out "$out" --baseline src/tr_qa/models/reader --prepared "${PREP_DIR:-.gpu}/prep-A.json.xz" \
+  --device "${DEVICE:-cuda}" "${cks[@]}"
