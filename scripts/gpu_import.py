@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--train", type=Path, required=True, help="the SQuAD v1.1 training file on this machine")
     ap.add_argument("--out", type=Path, default=SHIPPED_MODEL_DIR)
     ap.add_argument("--heldout-limit", type=int)
+    ap.add_argument("--init-sha", help="sha256 of the reader the run started from [default: the one shipped now]")
+    ap.add_argument("--extra", type=Path, help="JSON object of figures measured after export, kept in metrics.json")
     args = ap.parse_args()
     parts = sorted(args.dir.glob(f"reader-{args.run}.pt.part*"), key=lambda p: int(p.name.rsplit("part", 1)[1]))
     if not parts:
@@ -49,11 +51,18 @@ def main() -> None:
         load_tokenizer(shipped).save_pretrained(str(ck / "tokenizer"))
         ckpt = {"model": state, "step": meta["steps_done"], "params": meta["params"], "elapsed": meta["train_seconds"]}
         torch.save(ckpt, ck / CHECKPOINT_FILE)
-        # The shipped reader this run started from is about to be replaced: record it by hash, not by path.
-        meta["init_from_sha256"] = sha256_file(shipped / WEIGHTS_FILE)
-        meta["params"]["init_from"] = f"the shipped reader before this run ({meta['params']['init_from']})"
+        # The shipped reader this run started from is about to be replaced: record it by hash; the path as run.
+        meta["init_from_sha256"] = args.init_sha or sha256_file(shipped / WEIGHTS_FILE)
+        meta["params"]["init_from"] = "src/tr_qa/models/reader"
         atomic_write_text(ck / META_FILE, json.dumps(meta, indent=2))
-        out = export(ck, args.out, command=f"scripts/train_gpu.sh, run {args.run}", heldout_limit=args.heldout_limit)
+        extra = json.loads(args.extra.read_text(encoding="utf-8")) if args.extra else None
+        out = export(
+            ck,
+            args.out,
+            command=f"scripts/train_gpu.sh, run {args.run}; scripts/gpu_import.py",
+            heldout_limit=args.heldout_limit,
+            extra_metrics=extra,
+        )
     print(f"exported {args.run} to {out}")
 
 
