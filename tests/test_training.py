@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +255,35 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     # Starting from an exported reader and leaving out the questions it learned.
     follow = train(cfg("follow", init_from=str(out), skip_questions=4, max_questions=4))
     assert follow["questions"] == 4 and follow["questions_skipped"] == 4
+
+
+def _train_reader(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tr_qa", "train-reader", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TR_QA_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_train_reader_without_a_gpu_says_so_in_one_line(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    proc = _train_reader("--train", str(data), "--checkpoints", str(tmp_path / "ck"), "--device", "cuda")
+    assert proc.returncode == 2
+    assert "sees no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_train_reader_refuses_examples_prepared_with_other_settings(tmp_path: Path) -> None:
+    data = tiny_squad(tmp_path / "tiny.json")
+    common = ["--train", str(data), "--holdout-articles", "1", "--hard-negatives", "1", "--perturbed-negatives", "0"]
+    prep = tmp_path / "prep.json.xz"
+    made = _train_reader(*common, "--cut-negatives", "0", "--prepare-only", str(prep))
+    assert made.returncode == 0, made.stderr
+    assert prep.is_file() and "training and" in made.stdout
+    # The file was made without cut paragraphs; the default mix has them, so it must not be used for it.
+    proc = _train_reader(*common, "--prepared", str(prep), "--checkpoints", str(tmp_path / "ck"))
+    assert proc.returncode == 2 and "prepared with other settings" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "ck" / CHECKPOINT_FILE).exists()

@@ -62,7 +62,7 @@ from tr_qa.errors import InputError
 @click.option(
     "--cut-negatives",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=0.5,
     show_default=True,
     help='Share of questions that also get their own paragraph without the answer\'s sentences, as "no answer".',
 )
