@@ -18,8 +18,9 @@ import torch
 
 from tr_qa.reader import CONFIG_FILE, WEIGHTS_FILE, build_model, dequantized_state, load_tokenizer
 from tr_qa.training.config import TrainConfig
+from tr_qa.training.examples import read_prepared
 from tr_qa.training.export import quantized_state
-from tr_qa.training.train import CHECKPOINT_FILE, LOG_FILE, META_FILE, heldout_metrics, read_prepared
+from tr_qa.training.train import CHECKPOINT_FILE, LOG_FILE, META_FILE, heldout_metrics
 
 PIECE = 15 * 1024 * 1024
 

@@ -16,6 +16,7 @@ from tr_qa.reader import WEIGHTS_FILE, Reader, dequantize_rows, dequantized_stat
 from tr_qa.training.card import CARD_FILE
 from tr_qa.training.config import TrainConfig
 from tr_qa.training.data import char_to_token_span
+from tr_qa.training.examples import read_prepared, write_prepared
 from tr_qa.training.export import export, quantize_rows, quantized_state
 from tr_qa.training.negatives import (
     ArticleBM25,
@@ -26,7 +27,7 @@ from tr_qa.training.negatives import (
     sentence_spans,
     with_negatives,
 )
-from tr_qa.training.train import CHECKPOINT_FILE, base_model_path, read_prepared, train, write_prepared
+from tr_qa.training.train import CHECKPOINT_FILE, base_model_path, train
 
 LOVELACE = "Ada Lovelace was born in London in 1815. She worked with Charles Babbage on the Analytical Engine."
 WEATHER = "The winter of that year was cold in the north, and the harvest in the valley was poor."
@@ -251,6 +252,9 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert again == prepared and len(again.train) >= 8
     with pytest.raises(ValueError, match="other settings"):
         read_prepared(cfg("prep", prepared=tmp_path / "prep.json.xz"))
+    (tmp_path / "junk.json.xz").write_bytes(b"\x00not xz")
+    with pytest.raises(ValueError, match="not a prepared examples file"):
+        read_prepared(cfg("prep", cut_negative_rate=1.0, prepared=tmp_path / "junk.json.xz"))
 
     # Starting from an exported reader and leaving out the questions it learned.
     follow = train(cfg("follow", init_from=str(out), skip_questions=4, max_questions=4))

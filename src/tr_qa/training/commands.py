@@ -130,7 +130,8 @@ def train_reader_cmd(
     import time
 
     from tr_qa.training.config import TrainConfig
-    from tr_qa.training.train import train, write_prepared
+    from tr_qa.training.examples import write_prepared
+    from tr_qa.training.train import train
 
     if not train_file.is_file():
         raise InputError(f"training file does not exist: {train_file}")

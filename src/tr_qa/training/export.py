@@ -12,7 +12,8 @@ from tr_qa import squad
 from tr_qa.files import atomic_write_text, atomic_write_with, sha256_file
 from tr_qa.reader import CONFIG_FILE, SHIPPED_MODEL_DIR, WEIGHTS_FILE, Reader, load_tokenizer
 from tr_qa.training.card import CARD_FILE, model_card
-from tr_qa.training.train import CHECKPOINT_FILE, META_FILE, heldout_with_negatives
+from tr_qa.training.examples import heldout_with_negatives
+from tr_qa.training.train import CHECKPOINT_FILE, META_FILE
 
 METRICS_FILE = "metrics.json"
 
