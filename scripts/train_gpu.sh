@@ -5,7 +5,7 @@
 # v1.1 training file and the examples prepared here first (spaCy is not needed there):
 #   tr-qa train-reader --train .gpu/squad11_train_rebuilt.json.xz --seed 14 --hard-negatives 0.5 \
 #     --perturbed-negatives 0.6 [--cut-negatives 0.5 [--noun-negatives 0.5]] --prepare-only .gpu/prep-X.json.xz
-#   MINUTES=6 scripts/train_gpu.sh OUT_DIR
+#   MINUTES=6 [VARIANTS="B D"] [LR=3e-5] scripts/train_gpu.sh OUT_DIR
 set -uo pipefail
 out=${1:?usage: scripts/train_gpu.sh OUT_DIR}
 mkdir -p "$out"
@@ -15,9 +15,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $py -c "import torch, transformers, tokenizers; print(torch.__version__, transformers.__version__, tokenizers.__version__)"
 
 common=(--train .gpu/squad11_train_rebuilt.json.xz --init-from src/tr_qa/models/reader --device "${DEVICE:-cuda}"
-  --seed 14 --hard-negatives 0.5 --perturbed-negatives 0.6 --batch-size 32 --lr 3e-5 --warmup-ratio 0.05
+  --seed 14 --hard-negatives 0.5 --perturbed-negatives 0.6 --batch-size 32 --lr "${LR:-3e-5}" --warmup-ratio 0.05
   --threads 2 --no-export --max-minutes "${MINUTES:-6}" ${EXTRA:-})
-declare -A mix=([A]="" [B]="--cut-negatives 0.5" [C]="--cut-negatives 0.5 --noun-negatives 0.5")
+# The mixes (VARIANTS picks some): A as the first pass, B with cut paragraphs (shipped), C with noun swaps too, D with
+# a cut paragraph for every question that allows one.
+declare -A mix=([A]="--cut-negatives 0" [B]="--cut-negatives 0.5" [C]="--cut-negatives 0.5 --noun-negatives 0.5"
+  [D]="--cut-negatives 1.0")
 for v in ${VARIANTS:-A B C}; do
   # shellcheck disable=SC2086
   $py -c "from tr_qa.cli import main; main()" train-reader "${common[@]}" ${mix[$v]} \
@@ -28,5 +31,6 @@ wait
 for v in ${VARIANTS:-A B C}; do echo "== $v"; tail -n 20 "${CKPT_ROOT:-/tmp}/train-$v.log" | cut -c1-400; done
 cks=()
 for v in ${VARIANTS:-A B C}; do cks+=("${CKPT_ROOT:-/tmp}/ck-$v"); done
-$py scripts/gpu_pick.py --out "$out" --baseline src/tr_qa/models/reader --prepared "${PREP_DIR:-.gpu}/prep-A.json.xz" \
+first=${VARIANTS:-A B C}; first=${first%% *}
+$py scripts/gpu_pick.py --out "$out" --baseline src/tr_qa/models/reader --prepared "${PREP_DIR:-.gpu}/prep-$first.json.xz" \
   --device "${DEVICE:-cuda}" "${cks[@]}"
