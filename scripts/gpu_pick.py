@@ -65,6 +65,8 @@ def main() -> None:
             holdout_articles=int(params["holdout_articles"]),
             hard_negative_rate=float(params["hard_negative_rate"]),
             perturbed_negative_rate=float(params["perturbed_negative_rate"]),
+            cut_negative_rate=float(params.get("cut_negative_rate", 0.0)),
+            noun_negative_rate=float(params.get("noun_negative_rate", 0.0)),
             prepared=args.prepared,
         )
         data = read_prepared(cfg)
