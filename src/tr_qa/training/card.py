@@ -90,11 +90,14 @@ def model_card(out_dir: Path, meta: dict[str, Any], metrics: dict[str, Any], com
     else:
         start = f"all-MiniLM-L6-v2 with a new span head (torch seed {p.get('seed')})"
     more = ""
-    if meta.get("negatives_cut") or meta.get("negatives_noun"):
-        more = (
+    if meta.get("negatives_cut"):
+        more += (
             f", {meta.get('negatives_cut')} cut paragraphs (the question's own paragraph without the sentences"
-            f" holding the answer; drawn for a {p.get('cut_negative_rate', 0)} share) and"
-            f" {meta.get('negatives_noun')} noun swaps (a common noun of the question swapped for one from another"
+            f" holding the answer; drawn for a {p.get('cut_negative_rate', 0)} share)"
+        )
+    if meta.get("negatives_noun"):
+        more += (
+            f", {meta.get('negatives_noun')} noun swaps (a common noun of the question swapped for one from another"
             f" question on the article that the paragraph lacks; tried for a {p.get('noun_negative_rate', 0)} share)"
         )
     return f"""# tr-qa extractive span reader (MiniLM-L6, int8)

@@ -68,7 +68,8 @@ def export(
     meta["steps_exported"] = int(ck["step"])
     meta.setdefault("train_seconds", round(float(ck.get("elapsed", 0.0)), 1))
     init = meta.get("params", {}).get("init_from")
-    if init and (Path(init) / WEIGHTS_FILE).is_file():
+    # A hash recorded by whoever made the checkpoint wins: the path may by now hold other weights.
+    if init and "init_from_sha256" not in meta and (Path(init) / WEIGHTS_FILE).is_file():
         meta["init_from_sha256"] = sha256_file(Path(init) / WEIGHTS_FILE)
     packed = quantized_state(ck["model"])
     atomic_write_with(out_dir / WEIGHTS_FILE, lambda fh: torch.save(packed, fh))
