@@ -51,7 +51,11 @@ def test_manifest_records_model_chunking_documents_and_packages(small: Settings,
     assert m["model"]["id"] == "sentence-transformers/all-MiniLM-L6-v2" and m["model"]["dims"] == 384
     assert len(m["model"]["sha256"]) == 64
     assert m["chunking"] == {"splitter": m["chunking"]["splitter"], "size": 800, "overlap": 200}
-    assert set(m["documents"]) == {"000_c3ebf7a9a73dcbbe.txt", "004_a9da44ecae937e51.txt"}
+    on_disk = json.loads((data.path / "manifest.json").read_text(encoding="utf-8"))
+    assert set(on_disk["documents"]) == {"000_c3ebf7a9a73dcbbe.txt", "004_a9da44ecae937e51.txt"}
+    # Loaded, the per-document list is not held (it grows with the collection); the counts come from the chunks.
+    assert "documents" not in m
+    assert data.chunk_counts() == {d: e["chunks"] for d, e in on_disk["documents"].items()}
     assert {"faiss-cpu", "sentence-transformers", "torch"} <= set(m["packages"])
     assert m["built_at"] and m["counts"]["chunks"] == len(data.chunks) == data.faiss_index.ntotal
     for c in data.chunks:

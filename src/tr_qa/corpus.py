@@ -361,8 +361,7 @@ def remove_document(
 def list_documents(settings: Settings) -> list[DocumentInfo]:
     """The indexed documents in id order, with their provenance and chunk counts (read from the index)."""
     data = load(settings.index_dir)
-    listed = data.manifest["documents"]
+    counts = data.chunk_counts()
     return [
-        DocumentInfo(d.id, d.title, int(listed[d.id]["chunks"]), d.meta)
-        for d in sorted(data.documents.values(), key=lambda d: d.id)
+        DocumentInfo(d.id, d.title, counts[d.id], d.meta) for d in sorted(data.documents.values(), key=lambda d: d.id)
     ]

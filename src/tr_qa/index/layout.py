@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -74,6 +75,17 @@ class IndexData:
     sentence_vectors: np.ndarray
     faiss_index: Any
     bm25: Any = None
+
+    def chunk_counts(self) -> dict[str, int]:
+        """How many chunks each document has (the manifest's per-document list is not kept in memory)."""
+        table_doc = getattr(self.chunks, "doc", None)
+        doc_ids = getattr(self.chunks, "doc_ids", None)
+        if table_doc is not None and doc_ids is not None:
+            counts = np.bincount(np.asarray(table_doc), minlength=len(doc_ids))
+            out = {doc_id: int(n) for doc_id, n in zip(doc_ids, counts, strict=True)}
+        else:
+            out = dict(Counter(c.doc_id for c in self.chunks))
+        return {doc_id: out.get(doc_id, 0) for doc_id in self.documents}
 
     @property
     def large(self) -> bool:

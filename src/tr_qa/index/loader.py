@@ -304,6 +304,10 @@ def _load_generation(gen: Path, settings: Settings | None, embedder: Embedder | 
         sentence_vectors: Any = Int8Rows(vectors(gen / SENTENCES, n_sent, dims, np.int8), INT8_SCALE)
     else:
         sentence_vectors = vectors(gen / SENTENCES, n_sent, dims)
+    # The per-document list (hashes, titles, chunk counts) was only needed for the checks above: a million-chunk
+    # index holds it as hundreds of MB of small Python objects. Counts come from the chunk table instead.
+    del listed
+    manifest = {key: value for key, value in manifest.items() if key != "documents"}
     ann = faiss_index(gen / FAISS, len(chunks), dims, manifest["vectors"])
     bm25 = bm25_index(gen / BM25_DIR, len(chunks), manifest_path, manifest["files"])
     return IndexData(

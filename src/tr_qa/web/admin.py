@@ -195,7 +195,7 @@ def add_admin(app: FastAPI, live: LiveQA, settings: Settings) -> None:
                 "title": doc.title,
                 "meta": meta_dict(doc.meta),
                 "pages": len(doc.pages),
-                "chunks": int(new.data.manifest["documents"][doc.id]["chunks"]),
+                "chunks": new.data.chunk_counts()[doc.id],
                 "documents": len(new.documents),
             }
         )
