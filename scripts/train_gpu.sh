@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Reader training on a lent GPU (issue 8): three negative mixes trained side by side on one GPU, each one epoch from
-# the shipped reader; scripts/gpu_pick.py ranks them on held-out training articles and packs the best two as int8
-# pieces small enough to bring back. Run from the repository root on the GPU machine, with .gpu/ holding the SQuAD
-# v1.1 training file and the examples prepared here first (spaCy is not needed there):
+# Reader training on a lent GPU (issue 8): negative mixes trained side by side on one GPU, each one epoch from the
+# shipped reader; scripts/gpu_pick.py ranks them on held-out training articles and packs the best two as int8 pieces
+# small enough to bring back; scripts/gpu_import.py exports one here. Run from the repository root on the GPU machine,
+# with .gpu/ (listed in .git/info/exclude, named in the device call's carry) holding the SQuAD v1.1 training file and
+# each variant's examples, prepared here first with the variant's rates (spaCy is not needed there):
 #   tr-qa train-reader --train .gpu/squad11_train_rebuilt.json.xz --seed 14 --hard-negatives 0.5 \
-#     --perturbed-negatives 0.6 [--cut-negatives 0.5 [--noun-negatives 0.5]] --prepare-only .gpu/prep-X.json.xz
+#     --perturbed-negatives 0.6 --cut-negatives 0 --prepare-only .gpu/prep-A.json.xz    # B: 0.5, D: 1.0, C: 0.5
+#     (and --noun-negatives 0.5 for C)
 #   MINUTES=6 [VARIANTS="B D"] [LR=3e-5] scripts/train_gpu.sh OUT_DIR
 set -uo pipefail
 out=${1:?usage: scripts/train_gpu.sh OUT_DIR}
