@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import lzma
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,9 @@ def _examples(rows: list[list[Any]], articles: list[dict[str, Any]]) -> list[squ
 
 def write_prepared(cfg: TrainConfig, path: Path) -> Data:
     """Prepare the run's examples (spaCy runs here) and write them to ``path`` (xz JSON) for ``cfg.prepared``."""
-    data = prepare_data(replace(cfg, prepared=None))
     articles = squad.read_articles(cfg.train_file)
     train_articles, held_articles = squad.split_articles(articles, cfg.holdout_articles)
+    data = _prepare(cfg, train_articles, held_articles)
     doc = {
         "format": PREPARED_FORMAT,
         "train_file_sha256": sha256_file(Path(cfg.train_file)),
@@ -129,7 +129,10 @@ def prepare_data(cfg: TrainConfig) -> Data:
     if cfg.prepared is not None:
         return read_prepared(cfg)
     articles = squad.read_articles(cfg.train_file)
-    train_articles, held_articles = squad.split_articles(articles, cfg.holdout_articles)
+    return _prepare(cfg, *squad.split_articles(articles, cfg.holdout_articles))
+
+
+def _prepare(cfg: TrainConfig, train_articles: list[dict[str, Any]], held_articles: list[dict[str, Any]]) -> Data:
     train_ex = squad.examples(train_articles)
     # Questions are shuffled with a fixed seed; the first skip_questions were learned by init_from.
     random.Random(cfg.seed).shuffle(train_ex)
