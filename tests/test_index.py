@@ -22,7 +22,7 @@ from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
 from tr_qa.index import builder
-from tr_qa.ingest import ingest
+from tr_qa.ingest import content_hash, ingest
 from tr_qa.qa import QA
 from tr_qa.types import DocMeta
 
@@ -268,6 +268,11 @@ def _edit_jsonl(path: Path, change: Callable[[dict], None], line: int = 0) -> No
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _append_first_line(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text + text.splitlines(keepends=True)[0])
+
+
 def _save(path: Path, array: np.ndarray) -> None:
     with path.open("wb") as fh:
         np.save(fh, array)
@@ -448,6 +453,12 @@ DAMAGE: list = [
         "documents.jsonl",
         "comments of",
         id="comments-outside-document",
+    ),
+    pytest.param(
+        lambda s, g: _append_first_line(g / "documents.jsonl"),
+        "documents.jsonl",
+        "appears on more than one line",
+        id="document-repeated",
     ),
     pytest.param(
         lambda s, g: _edit_jsonl(g / "documents.jsonl", lambda r: r.pop("pages")),
@@ -704,21 +715,46 @@ def test_the_threshold_is_a_setting_with_an_environment_override(monkeypatch: py
         Settings()
 
 
-def test_loaded_vectors_and_bm25_are_memory_mapped_and_texts_read_on_demand(large_tiny: Settings) -> None:
+def test_loaded_vectors_and_bm25_are_read_from_their_files_and_texts_on_demand(
+    large_tiny: Settings, embedder: Embedder
+) -> None:
+    from tr_qa.index.columns import StringColumn, Vocabulary
+    from tr_qa.index.lexical import build_lexical
+    from tr_qa.index.rows import RowFile
     from tr_qa.index.store import ChunkTable, DocumentStore
+    from tr_qa.text import terms
 
     data = index.load(large_tiny.index_dir)
-    assert isinstance(data.chunk_vectors, np.memmap) and Path(data.chunk_vectors.filename).name == "vectors.npy"
-    assert isinstance(data.sentence_vectors.array, np.memmap)
-    assert all(isinstance(data.bm25.scores[k], np.memmap) for k in ("data", "indices", "indptr"))
+    assert isinstance(data.chunk_vectors, RowFile) and data.chunk_vectors.path.name == "vectors.npy"
+    assert isinstance(data.sentence_vectors.array, RowFile) and data.sentence_vectors.array.dtype == np.int8
+    on_disk = np.load(data.path / "vectors.npy")
+    np.testing.assert_array_equal(data.chunk_vectors[[1, 0, 1]], on_disk[[1, 0, 1]])
+    # Nothing of the generation is memory-mapped, before or after a question: a mapped row can pull a whole
+    # page-cache folio into the resident set, which then grows with every question towards the files' size.
+    QA(data, large_tiny, embedder).candidates("How much were the companies paid?")
+    with open("/proc/self/maps") as fh:
+        assert [line for line in fh if str(data.path) in line] == []
     assert isinstance(data.documents, DocumentStore) and isinstance(data.chunks, ChunkTable)
-    assert data.chunks.start.dtype == np.int64 and len(data.chunks.start) == len(data.chunks)
+    assert data.chunks.start.dtype == np.int32 and len(data.chunks.start) == len(data.chunks)
     # Each chunk's sentence rows are columns too: the rows of the sentences that start inside it.
     for i, c in enumerate(data.chunks):
         first, (lo, hi) = data.documents.first_sentence(c.doc_id), data.chunks.sentences[i]
         starts = [s for s, _ in data.analyses[c.doc_id].sentences]
         assert list(range(lo, hi)) == [first + j for j, s in enumerate(starts) if c.start <= s < c.end]
-    assert not hasattr(data.documents.entry("napo.txt"), "text")  # only a document's line offset is held
+    # Per document only columns are held: ids in one buffer, hashes as bytes; the rest comes back from the line.
+    store = data.documents
+    assert isinstance(store.ids, StringColumn) and data.chunks.doc_ids is store.ids
+    assert store.row_of("napo.txt") == list(store).index("napo.txt")
+    assert store.row_of("missing.txt") is None and "missing.txt" not in store
+    assert store.sha256("napo.txt") == content_hash(store["napo.txt"].text)
+    assert store.nbytes < 200 * len(store)
+    # BM25's vocabulary is compact too, and scores every chunk as the index built from the same texts does.
+    vocabulary = data.bm25.vocab_dict
+    assert isinstance(vocabulary, Vocabulary) and set(vocabulary.values()) == set(range(len(vocabulary)))
+    fresh = build_lexical(c.text for c in data.chunks).bm25
+    for question in ("probation officers", "napo union", "zyzzyva unknown"):
+        q = terms(question)
+        np.testing.assert_allclose(data.bm25.get_scores(q), fresh.get_scores(q), rtol=1e-6)
     for c in data.chunks:
         assert data.documents[c.doc_id].text[c.start : c.end] == c.text
 

@@ -66,3 +66,37 @@ def test_measure_vector_index_reports_the_chosen_index_beside_flat(monkeypatch: 
         assert m["rss_after_load"]["VmRSS"] > 0 and m["search_p50_ms"] > 0
     assert out[FLAT]["recall_at_10"] == 1.0 and out[IVF_SQ8]["recall_at_10"] > 0.8
     assert out[IVF_SQ8]["faiss_bytes"] < out[FLAT]["faiss_bytes"]  # 8-bit codes, not float32
+
+
+@pytest.mark.integration
+def test_a_replicated_index_loads_and_holds_each_source_chunk_once_per_copy(seed_settings, tmp_path) -> None:
+    from tr_qa.bench.replicate import replicate_index
+    from tr_qa.index import load
+    from tr_qa.index.lexical import build_lexical
+
+    source = load(seed_settings.index_dir)
+    made = replicate_index(seed_settings.index_dir, 3 * len(source.chunks) - 1, tmp_path / "index")
+    assert made["copies"] == 3 and made["chunks"] == 3 * len(source.chunks)
+    copy = load(tmp_path / "index")  # the loader checks every hash, offset and count against the manifest
+    assert len(copy.documents) == 3 * len(source.documents) and copy.manifest["replicated"]["copies"] == 3
+    n = len(source.chunks)
+    for i in (0, n // 2, n - 1):
+        c = source.chunks[i]
+        for k in range(3):
+            again = copy.chunks[k * n + i]
+            assert again.doc_id == f"copy{k:02d}/{c.doc_id}" and (again.start, again.end, again.text) == (
+                c.start,
+                c.end,
+                c.text,
+            )
+    # Copies keep their source's vectors near (not equal: the vector index must see distinct points) and unit length.
+    cosine = np.einsum("ij,ij->i", copy.chunk_vectors[n : 2 * n], source.chunk_vectors[:n])
+    assert (cosine > 0.99).all() and (cosine < 1.0 - 1e-6).any()
+    assert np.allclose(np.linalg.norm(copy.chunk_vectors[:], axis=1), 1.0, atol=1e-4)
+    # BM25 is what the builder would make of the repeated chunks; copies of a chunk score alike.
+    fresh = build_lexical(c.text for c in copy.chunks)
+    assert copy.manifest["bm25"]["typical_score"] == pytest.approx(fresh.typical_score, rel=1e-9)
+    q = ["probation", "officers"]
+    scores = copy.bm25.get_scores(q)
+    np.testing.assert_allclose(scores, fresh.bm25.get_scores(q), rtol=1e-6)
+    np.testing.assert_allclose(scores[n : 2 * n], scores[:n], rtol=1e-6)

@@ -26,6 +26,7 @@ from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingErro
 from tr_qa.extract import MAX_FILE_BYTES, ExtractError
 from tr_qa.files import atomic_write_text, atomic_write_with, fsync_dir
 from tr_qa.index import BuildReport, build, load
+from tr_qa.index.store import ids_by_hash
 from tr_qa.ingest import (
     METADATA_FILE,
     SUFFIXES,
@@ -133,7 +134,7 @@ def incoming(doc_id: str, data: bytes, source: str) -> Incoming:
 def _indexed_texts(index_dir: Path) -> dict[str, str]:
     """Text hash → document id of what the index holds now (empty when there is no usable index)."""
     try:
-        return {d.sha256: d.id for d in load(index_dir).documents.values()}
+        return ids_by_hash(load(index_dir).documents)
     except (IndexMissingError, IndexCorruptError, IndexMismatchError):
         return {}
 

@@ -1,7 +1,7 @@
 """Retriever: dense (FAISS inner product), BM25 (bm25s) or their convex fusion → ranked, deduplicated passages.
 
-Everything per chunk is a NumPy column or a memory-mapped array (offsets, vectors, BM25 postings), so a question
-costs the same memory over a million chunks as over a hundred.
+Everything per chunk is a NumPy column or rows read from the index files as a question needs them (vectors, BM25
+postings), so a question costs the same memory over a million chunks as over a hundred.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from tr_qa.config import validate_retriever
 from tr_qa.index import IndexData
 from tr_qa.index.lexical import build_lexical
-from tr_qa.index.store import ChunkTable, metas_of
+from tr_qa.index.store import ChunkTable, passing_rows
 from tr_qa.text import terms
 from tr_qa.types import Filters, Passage
 
@@ -102,10 +102,16 @@ class Retriever:
             return dense
         best = dense.copy()
         spans = self.table.sentences
-        for i, c in enumerate(chunk_ids):
-            rows = np.arange(*spans[int(c)]) if spans is not None else self._chunk_sentences[int(c)]
-            if len(rows):
-                best[i] = float((self.data.sentence_vectors[rows] @ question_vector).max())
+        per_chunk = [
+            np.arange(*spans[int(c)]) if spans is not None else self._chunk_sentences[int(c)] for c in chunk_ids
+        ]
+        sizes = np.array([len(r) for r in per_chunk], dtype=np.int64)
+        if sizes.sum():
+            # One read of every candidate's sentence rows (consecutive rows come in one piece), then each chunk's best.
+            cosine = self.data.sentence_vectors[np.concatenate(per_chunk)] @ question_vector
+            has = sizes > 0
+            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[has]
+            best[has] = np.maximum.reduceat(cosine, starts)
         return (1 - self.sentence_weight) * dense + self.sentence_weight * best
 
     def bm25_scores(self, question: str) -> np.ndarray:
@@ -122,8 +128,8 @@ class Retriever:
         with self._allowed_lock:
             found = self._allowed.get(filters)
         if found is None:
-            passing = [i for i, (_, meta) in enumerate(metas_of(self.data.documents)) if filters.matches(meta)]
-            found = np.flatnonzero(np.isin(self.table.doc, np.array(passing, dtype=np.int32))).astype(np.int64)
+            passing = passing_rows(self.data.documents, filters)
+            found = np.flatnonzero(np.isin(self.table.doc, passing)).astype(np.int64)
             with self._allowed_lock:
                 if len(self._allowed) >= ALLOWED_CACHE:
                     self._allowed.pop(next(iter(self._allowed)))

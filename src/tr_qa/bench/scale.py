@@ -253,8 +253,12 @@ for q in questions:
     t = time.perf_counter()
     qa.candidates(q)
     times.append(time.perf_counter() - t)
+vocabulary = getattr(qa.data.bm25, "vocab_dict", None)
+held = {"document_columns": getattr(qa.data.documents, "nbytes", None),
+        "bm25_vocabulary": getattr(vocabulary, "nbytes", None), "bm25_terms": len(vocabulary or ())}
 print(json.dumps({"load_seconds": round(loaded_s, 2), "rss_before_load": before, "rss_after_load": loaded,
                   "rss_after_asking": rss(), "ask_p50_ms": round(1000 * float(np.median(times)), 1),
+                  "ask_p95_ms": round(1000 * float(np.percentile(times, 95)), 1), "held_bytes": held,
                   "large": qa.data.large, "vectors": qa.data.manifest["vectors"]}))
 """
 
@@ -274,11 +278,7 @@ def measure_corpus(chunks: int, work: Path, squad_file: Path, questions: int = 5
     written = time.perf_counter() - started
     settings = Settings(corpus_dir=corpus, index_dir=index_dir)
     report = build(settings, progress=False)
-    proc = subprocess.run(
-        [sys.executable, "-c", _ASK, str(index_dir), json.dumps(list(made.questions))], capture_output=True, text=True
-    )
-    if proc.returncode:
-        raise RuntimeError(f"asking failed: {proc.stderr.strip().splitlines()[-1:]}")
+    loaded = measure_loaded(index_dir, list(made.questions))
     size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
     return {
         "corpus": f"SQuAD v1.1 training paragraphs, {files} files, recombined past the first pass",
@@ -287,8 +287,18 @@ def measure_corpus(chunks: int, work: Path, squad_file: Path, questions: int = 5
         "write_seconds": round(written, 1),
         "build_seconds": round(report.seconds, 1),
         "index_bytes": size,
-        **json.loads(proc.stdout),
+        **loaded,
     }
+
+
+def measure_loaded(index_dir: Path, questions: list[str]) -> dict[str, Any]:
+    """Load an index and ask ``questions`` (no span reader) in a fresh process: load time, RSS, ask latency."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _ASK, str(index_dir), json.dumps(questions)], capture_output=True, text=True
+    )
+    if proc.returncode:
+        raise RuntimeError(f"asking failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout)
 
 
 def main(argv: list[str] | None = None) -> None:

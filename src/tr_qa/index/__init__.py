@@ -2,7 +2,8 @@
 
 Layout: ``index/CURRENT`` names the live generation folder ``index/gen-<time>/`` holding ``faiss.index`` (exact
 below ``Settings.large_index_chunks`` chunks, IVF-SQ8 with a tuned nprobe from there: ``tr_qa.index.vectors``),
-``vectors.npy`` (the chunk vectors, memory-mapped at load), ``bm25/`` (the BM25 index, memory-mapped),
+``vectors.npy`` (the chunk vectors, rows read as asked for: ``tr_qa.index.rows``), ``bm25/`` (the BM25 index,
+postings read likewise),
 ``documents.jsonl`` (text, title, hash, provenance, page and comment ranges, sentences, entities; read back a line
 at a time: ``tr_qa.index.store``), ``chunks.jsonl`` (offsets, length and a short hash of each chunk's text),
 ``sentences.npy`` (a vector for every sentence: float32, or 8-bit in a large index) and ``manifest.json``.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import numpy as np
 
 from tr_qa.index.layout import damaged, file_digest
 from tr_qa.index.lexical import BM25_DIR, BM25_FILES, load_bm25
+from tr_qa.index.rows import RowFile
 from tr_qa.index.vectors import FLAT, IVF_SQ8, apply_search_parameters
 
 
@@ -24,9 +23,6 @@ def _npy_header(path: Path, rows: int, dims: int, dtype: type = np.float32) -> n
         shape = getattr(array, "shape", "?")
         want = np.dtype(dtype).name
         raise damaged(path, f"expected {want} {rows}×{dims}, found {getattr(array, 'dtype', '?')} {shape}")
-    # Rows are read a few at a time, scattered: without this the kernel reads megabytes ahead of each one.
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        array._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
     return array
 
 
@@ -49,12 +45,12 @@ def _check_finite(path: Path, array: np.ndarray) -> None:
         raise damaged(path, "it holds values that are not finite numbers")
 
 
-def vectors(path: Path, rows: int, dims: int, dtype: type = np.float32) -> np.ndarray:
-    """A ``rows`` × ``dims`` matrix of ``dtype`` (finite, when float), memory-mapped."""
+def vectors(path: Path, rows: int, dims: int, dtype: type = np.float32) -> np.ndarray | RowFile:
+    """A ``rows`` × ``dims`` matrix of ``dtype`` (finite, when float), its rows read from the file as asked for."""
     array = _npy_header(path, rows, dims, dtype)
     if dtype == np.float32:
         _check_finite(path, array)
-    return array
+    return RowFile.of(array) if isinstance(array, np.memmap) else array
 
 
 def faiss_index(path: Path, rows: int, dims: int, entry: dict[str, Any]) -> Any:
@@ -78,7 +74,7 @@ def faiss_index(path: Path, rows: int, dims: int, entry: dict[str, Any]) -> Any:
 
 
 def bm25_index(folder: Path, rows: int, manifest_path: Path, files: dict[str, Any]) -> Any:
-    """bm25/, checked against the sizes and hashes the manifest holds, then loaded memory-mapped."""
+    """bm25/, checked against the sizes and hashes the manifest holds, then loaded (postings read as asked for)."""
     for name in BM25_FILES:
         path = folder / name
         want = files.get(f"{BM25_DIR}/{name}")

@@ -51,7 +51,7 @@ from tr_qa.index.layout import (
 )
 from tr_qa.index.lexical import BM25_DIR, Lexical, build_lexical, save_lexical
 from tr_qa.index.loader import load
-from tr_qa.index.store import DocumentStore
+from tr_qa.index.store import sha256_of
 from tr_qa.index.vectors import FLAT, VectorIndex, build_vector_index, choose_kind
 from tr_qa.ingest import IngestReport, Skipped, ingest
 from tr_qa.types import Chunk, Document
@@ -219,9 +219,12 @@ def _same_documents(old: IndexData, documents: Sequence[Document]) -> bool:
         return d.sha256, d.title, d.meta, d.pages, d.comments
 
     stored = old.documents
-    # A loaded store answers this from what it keeps in memory, without reading a single text back.
-    held = stored.entry if isinstance(stored, DocumentStore) else stored.__getitem__
-    return len(stored) == len(documents) and all(d.id in stored and key(held(d.id)) == key(d) for d in documents)
+    # Hashes are held in memory: most changes are found without reading a text back.
+    if len(stored) != len(documents) or any(d.id not in stored for d in documents):
+        return False
+    if any(sha256_of(stored, d.id) != d.sha256 for d in documents):
+        return False
+    return all(key(stored[d.id]) == key(d) for d in documents)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -231,7 +234,7 @@ def _same_documents(old: IndexData, documents: Sequence[Document]) -> bool:
 def plan_build(documents: Sequence[Document], old: IndexData | None, settings: Settings) -> BuildPlan:
     """What changed since ``old`` and the chunks of the new generation (each distinct text once)."""
     old_docs = old.documents if old is not None else {}
-    changed = tuple(d.id for d in documents if d.id not in old_docs or old_docs[d.id].sha256 != d.sha256)
+    changed = tuple(d.id for d in documents if d.id not in old_docs or sha256_of(old_docs, d.id) != d.sha256)
     removed = tuple(sorted(set(old_docs) - {d.id for d in documents}))
     # Every document is chunked again (cheap next to embedding): which chunk of a repeated text is kept depends
     # on the whole corpus, not on what changed.

@@ -24,7 +24,7 @@ from tr_qa.errors import IndexCorruptError
 from tr_qa.types import Chunk, Document, meta_dict
 
 # 2: documents carry their provenance (meta) and the ranges of their PDF pages and reader comments.
-# 3: chunk vectors in vectors.npy (memory-mapped), BM25 saved in bm25/, the FAISS index flat or IVF-SQ8 by size,
+# 3: chunk vectors in vectors.npy, BM25 saved in bm25/, the FAISS index flat or IVF-SQ8 by size,
 #    sentences.npy float32 below the large-index size and 8-bit from it.
 FORMAT_VERSION = 3
 CURRENT = "CURRENT"

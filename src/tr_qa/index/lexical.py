@@ -1,13 +1,18 @@
-"""BM25 over the chunks (bm25s): built when the index is built, saved in the generation, memory-mapped at load."""
+"""BM25 over the chunks (bm25s): built when the index is built, saved in the generation, its postings read from the
+files at question time (only the terms a question has)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tr_qa.index.columns import Vocabulary
+from tr_qa.index.rows import RowFile
 from tr_qa.text import terms
 
 BM25_DIR = "bm25"
@@ -43,15 +48,21 @@ def build_lexical(texts: Iterable[str]) -> Lexical:
     bm25 = bm25s.BM25()
     if corpus:
         bm25.index(corpus, show_progress=False)
-    # BM25 score of a typical one-term match (average idf, as txtai's normaliser uses): a weak lexical match
-    # stays small after normalising instead of being scaled up to 1 as a bare score/top would.
     df: dict[str, int] = {}
     for doc_terms in corpus:
         for t in set(doc_terms):
             df[t] = df.get(t, 0) + 1
-    n = len(corpus)
-    idf = [math.log(1 + (n - c + 0.5) / (c + 0.5)) for c in df.values()]
-    return Lexical(bm25, sum(idf) / len(idf) if idf else 1.0)
+    return Lexical(bm25, typical_score(df.values(), len(corpus)))
+
+
+def typical_score(document_frequencies: Iterable[int], n: int) -> float:
+    """BM25 score of a typical one-term match in ``n`` chunks: the average idf over the vocabulary.
+
+    As txtai's normaliser uses it: a weak lexical match stays small after normalising instead of being scaled up to 1
+    as a bare score/top would.
+    """
+    idf = [math.log(1 + (n - c + 0.5) / (c + 0.5)) for c in document_frequencies]
+    return sum(idf) / len(idf) if idf else 1.0
 
 
 def save_lexical(lexical: Lexical, folder: Path) -> None:
@@ -59,8 +70,55 @@ def save_lexical(lexical: Lexical, folder: Path) -> None:
     lexical.bm25.save(str(folder), show_progress=False)
 
 
-def load_bm25(folder: Path) -> Any:
-    """The saved BM25 index, its score arrays memory-mapped."""
+class SavedBM25:
+    """A saved BM25 index, as a question uses it: the vocabulary and each term's posting range in memory, the postings
+    (chunk numbers and their precomputed scores) read from the files for the terms asked about.
+
+    Scores are bm25s's own: its saved matrix summed term by term in the same order (``BM25.get_scores``).
+    """
+
+    def __init__(
+        self,
+        vocab_dict: Mapping[str, int],
+        indptr: np.ndarray,
+        data: RowFile | np.ndarray,
+        indices: RowFile | np.ndarray,
+        num_docs: int,
+        dtype: np.dtype,
+    ) -> None:
+        self.vocab_dict = vocab_dict
+        # The part of bm25s's ``scores`` the retriever reads (a term's document frequency comes from indptr).
+        self.scores = {"indptr": indptr, "num_docs": num_docs}
+        self._data = data
+        self._indices = indices
+        self._dtype = dtype
+
+    def get_scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every chunk for these terms (a repeated term counts again; unknown terms add nothing)."""
+        indptr, n = self.scores["indptr"], self.scores["num_docs"]
+        scores = np.zeros(n, dtype=self._dtype)
+        for term in query_tokens:
+            token = self.vocab_dict.get(term)
+            if token is None:
+                continue
+            start, end = int(indptr[token]), int(indptr[token + 1])
+            if end > start:
+                scores[self._indices[start:end]] += self._data[start:end]
+        return scores
+
+
+def load_bm25(folder: Path) -> SavedBM25:
+    """The saved BM25 index: its vocabulary held compactly, its postings read from the files as questions need."""
     import bm25s
 
-    return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+    bm25 = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+    # bm25s keeps the vocabulary as a dict (and its ids again as a set): ~130 bytes a term in Python objects, tens of
+    # MB for a large collection. Term ids run 0 … n-1, so a compact column with a lookup holds the same mapping.
+    vocabulary = Vocabulary.of(bm25.vocab_dict) or bm25.vocab_dict
+    arrays = bm25.scores
+
+    def rows(name: str) -> RowFile | np.ndarray:
+        return RowFile.of(arrays[name]) if isinstance(arrays[name], np.memmap) else arrays[name]
+
+    indptr, n = np.array(arrays["indptr"]), int(arrays["num_docs"])
+    return SavedBM25(vocabulary, indptr, rows("data"), rows("indices"), n, np.dtype(bm25.dtype))

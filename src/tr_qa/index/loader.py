@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from tr_qa.index.layout import (
     mismatch,
 )
 from tr_qa.index.lexical import BM25_DIR
-from tr_qa.index.store import ChunkTable, DocEntry, DocumentStore, Int8Rows, analyses_of, texts_of
+from tr_qa.index.store import OFFSET, ChunkTable, DocumentStore, Int8Rows, StoreBuilder, analyses_of, texts_of
 from tr_qa.index.vectors import FLAT, IVF_SQ8
 from tr_qa.ingest import content_hash
 from tr_qa.types import DocMeta, Document
@@ -191,8 +192,7 @@ def _document(path: Path, n: int, row: dict[str, Any]) -> tuple[Document, DocAna
 
 def _documents(path: Path) -> tuple[DocumentStore, int]:
     """documents.jsonl, every row checked, kept as a DocumentStore (no texts held), and its sentence count."""
-    entries: list[DocEntry] = []
-    seen: set[str] = set()
+    columns = StoreBuilder()
     sentences = 0
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -208,39 +208,33 @@ def _documents(path: Path) -> tuple[DocumentStore, int]:
                 if row is None:
                     continue
                 doc, analysis = _document(path, n, row)
-                if doc.id in seen:
-                    raise damaged(path, f"line {n} repeats document {doc.id!r}")
-                seen.add(doc.id)
-                entries.append(
-                    DocEntry(
-                        doc.id,
-                        doc.title,
-                        doc.path,
-                        doc.sha256,
-                        doc.meta,
-                        doc.pages,
-                        doc.comments,
-                        line_offset,
-                        len(raw),
-                        sentences,
-                    )
-                )
+                columns.add(doc, line_offset, len(raw), sentences)
                 sentences += len(analysis.sentences)
+        store = columns.build(fd)
     except BaseException:
         os.close(fd)
         raise
-    return DocumentStore(fd, entries), sentences
+    repeated = store.repeated_id()
+    if repeated is not None:
+        raise damaged(path, f"document {repeated!r} appears on more than one line")
+    return store, sentences
+
+
+def _column(values: Sequence[int] | array[int]) -> np.ndarray:
+    """Offsets or rows as 32-bit integers when they fit (they do but in a corpus of billions), else 64-bit."""
+    fits = not len(values) or max(values) < 2**31
+    return np.array(values, dtype=OFFSET if fits else np.int64)
 
 
 def _chunks(path: Path, documents: DocumentStore) -> ChunkTable:
     """chunks.jsonl, checked row by row (document, offsets inside it, length, hash), kept as columns with the rows
     of the sentences that start inside each chunk."""
-    doc: list[int] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    rows: list[tuple[int, int]] = []
+    doc = array("i")
+    starts = array("q")
+    ends = array("q")
+    rows = array("q")
     for n, row in _read_jsonl(path):
-        position = documents.position.get(row.get("doc"))  # type: ignore[arg-type]
+        position = documents.row_of(row.get("doc"))
         start, end = row.get("start"), row.get("end")
         if position is None:
             raise damaged(path, f"line {n} names no indexed document")
@@ -255,15 +249,15 @@ def _chunks(path: Path, documents: DocumentStore) -> ChunkTable:
         doc.append(position)
         starts.append(start)  # type: ignore[arg-type]
         ends.append(end)  # type: ignore[arg-type]
-        first, sentence_starts = documents.entries[position].first_sentence, [s for s, _ in analysis.sentences]
-        rows.append((first + bisect_left(sentence_starts, start), first + bisect_left(sentence_starts, end)))
+        first, sentence_starts = documents.first_sentence_at(position), [s for s, _ in analysis.sentences]
+        rows.extend((first + bisect_left(sentence_starts, start), first + bisect_left(sentence_starts, end)))
     return ChunkTable(
-        [e.id for e in documents.entries],
+        documents.ids,
         np.array(doc, dtype=np.int32),
-        np.array(starts, dtype=np.int64),
-        np.array(ends, dtype=np.int64),
+        _column(starts),
+        _column(ends),
         texts_of(documents),
-        np.array(rows, dtype=np.int64).reshape(-1, 2),
+        _column(rows).reshape(-1, 2),
     )
 
 
@@ -288,12 +282,14 @@ def _load_generation(gen: Path, settings: Settings | None, embedder: Embedder | 
     docs_path = gen / "documents.jsonl"
     documents, n_sent = _documents(docs_path)
     listed = manifest["documents"]
-    if set(listed) != set(documents) or any(listed[e.id]["sha256"] != e.sha256 for e in documents.entries):
+    if len(listed) != len(documents) or any(
+        listed.get(doc_id, {}).get("sha256") != documents.sha256_at(i) for i, doc_id in enumerate(documents.ids)
+    ):
         raise damaged(manifest_path, "its document list differs from documents.jsonl")
 
     chunks = _chunks(gen / "chunks.jsonl", documents)
     per_doc = np.bincount(chunks.doc, minlength=len(documents))
-    if any(listed[e.id]["chunks"] != int(per_doc[i]) for i, e in enumerate(documents.entries)):
+    if any(listed[doc_id]["chunks"] != n for doc_id, n in zip(documents.ids, per_doc.tolist(), strict=True)):
         raise damaged(manifest_path, "its chunk counts differ from chunks.jsonl")
     counts = manifest["counts"]
     if (counts["documents"], counts["chunks"], counts["sentences"]) != (len(documents), len(chunks), n_sent):

@@ -9,7 +9,7 @@ trains and fills in 45 s.
 
 The number of cells searched (``nprobe``) is chosen at build time: the smallest power of two whose recall@10
 against exact search reaches ``TARGET_RECALL`` on sample queries; it and the recall are kept in the manifest and
-applied at load. Candidates are re-scored exactly from the memory-mapped float32 vectors by the retriever anyway.
+applied at load. Candidates are re-scored exactly from the stored float32 vectors by the retriever anyway.
 """
 
 from __future__ import annotations

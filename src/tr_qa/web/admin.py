@@ -32,6 +32,7 @@ from tr_qa.config import Settings
 from tr_qa.corpus import ConflictError, add_incoming, incoming
 from tr_qa.errors import InputError
 from tr_qa.extract import ExtractError, sniff
+from tr_qa.index.store import ids_by_hash
 from tr_qa.types import meta_dict
 from tr_qa.web.security import Authorize, Route, header
 
@@ -170,7 +171,7 @@ def add_admin(app: FastAPI, live: LiveQA, settings: Settings) -> None:
                     qa.settings,
                     [item],
                     replace=replace,
-                    known={d.sha256: d.id for d in qa.documents.values()},
+                    known=ids_by_hash(qa.documents),
                     embedder=qa.embedder,
                     analyser=analyser,
                     log=log.info,
