@@ -196,6 +196,10 @@ def _best_in_window(
     return i, j, float(s[i] + e[j]), null, float(ps[i] * pe[j])
 
 
+# Padded width of a batch of windows is a multiple of this (bounded shapes; see ``predict_pairs``).
+PAD_TO = 32
+
+
 def predict_pairs(
     model: nn.Module,
     tokenizer: Any,
@@ -227,7 +231,10 @@ def predict_pairs(
         with torch.inference_mode():
             for b0 in range(0, nwin, batch_windows):
                 wins = order[b0 : b0 + batch_windows]
-                width = max(len(enc["input_ids"][w]) for w in wins)
+                # Widths rounded up to a multiple of PAD_TO: oneDNN caches a kernel per input shape, and with one
+                # width per question a server's memory grew by hundreds of MB over a few hundred questions.
+                longest = max(len(enc["input_ids"][w]) for w in wins)
+                width = min(max(max_length, longest), -(-longest // PAD_TO) * PAD_TO)
                 ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
                 tt = torch.zeros((len(wins), width), dtype=torch.long)
                 am = torch.zeros((len(wins), width), dtype=torch.long)
