@@ -696,7 +696,8 @@ def test_the_vector_index_is_exact_below_the_threshold_and_ivf_tuned_from_it(
     assert small.manifest["sentence_vectors"] == "float32" and small.sentence_vectors.dtype == np.float32
     large = index.load(large_tiny.index_dir)
     entry = large.manifest["vectors"]
-    assert entry["index"] == "ivf-sq8" and isinstance(large.faiss_index, faiss.IndexIVFScalarQuantizer)
+    assert entry["index"] == "ivf-sq4" and isinstance(large.faiss_index, faiss.IndexIVFScalarQuantizer)
+    assert large.faiss_index.sq.qtype == faiss.ScalarQuantizer.QT_4bit
     assert entry["recall_at_10"] >= entry["target_recall"] == 0.95 and entry["recall_queries"] > 0
     assert large.faiss_index.nlist == entry["lists"] and large.faiss_index.nprobe == entry["nprobe"]
     # A large index stores its sentence vectors as 8-bit integers: a quarter of the space, nearly the same cosines.
@@ -789,6 +790,27 @@ def test_a_large_index_answers_with_offsets_into_the_documents(
     assert large.highlighter.idf("paid") > 0
 
 
+def test_a_large_index_built_with_8_bit_codes_still_loads(large_tiny: Settings, tmp_path: Path) -> None:
+    import faiss
+
+    from tr_qa.index.vectors import IVF_SQ8, build_vector_index
+
+    copy = tmp_path / "index"
+    shutil.copytree(large_tiny.index_dir, copy)
+    gen = copy / (copy / index.CURRENT).read_text().strip()
+    old = build_vector_index(np.load(gen / "vectors.npy"), IVF_SQ8)  # what large indexes were built as before
+    faiss.write_index(old.index, str(gen / "faiss.index"))
+    _edit_json(gen / "manifest.json", lambda m: m.update(vectors=old.manifest()))
+    data = index.load(copy)
+    assert data.manifest["vectors"]["index"] == IVF_SQ8 and data.faiss_index.sq.qtype == faiss.ScalarQuantizer.QT_8bit
+    assert data.faiss_index.nprobe == old.nprobe
+    # The codes must be what the manifest names: 4-bit ones under an 8-bit name are damage.
+    four = build_vector_index(np.load(gen / "vectors.npy"), "ivf-sq4")
+    faiss.write_index(four.index, str(gen / "faiss.index"))
+    with pytest.raises(IndexCorruptError, match="names a ivf-sq8 index, found other codes"):
+        index.load(copy)
+
+
 def test_a_large_index_whose_faiss_file_is_not_the_kind_its_manifest_names_is_damaged(
     large_tiny: Settings, tmp_path: Path
 ) -> None:
@@ -800,7 +822,7 @@ def test_a_large_index_whose_faiss_file_is_not_the_kind_its_manifest_names_is_da
         index.load(copy)
     message = str(info.value)
     assert "\n" not in message and "/faiss.index is damaged" in message
-    assert "the manifest names a ivf-sq8 index, found IndexFlatIP" in message
+    assert "the manifest names a ivf-sq4 index, found IndexFlatIP" in message
 
 
 def test_a_large_index_with_float_sentence_vectors_is_damaged(large_tiny: Settings, tmp_path: Path) -> None:

@@ -136,6 +136,28 @@ def test_windows_are_padded_to_a_few_widths_without_changing_the_answers(
         assert p.score == pytest.approx(e.score, abs=0.1) and p.null_score == pytest.approx(e.null_score, abs=0.1)
 
 
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
+def test_the_compact_weights_give_exactly_the_logits_of_the_full_ones(bf16: bool) -> None:
+    # 8-bit word embeddings and (under bf16) matrices held as bf16: less memory, not one bit of difference.
+    packed = torch.load(rd.SHIPPED_MODEL_DIR / rd.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state = rd.dequantized_state(packed)
+    config = rd.SHIPPED_MODEL_DIR / rd.CONFIG_FILE
+    full = rd.FunctionalSpanModel(config, state, bf16=False).eval()
+    full.bf16 = bf16  # fp32 tables and matrices, cast by autocast on the way, as before
+    compact = rd.FunctionalSpanModel(config, state, bf16=bf16, packed=packed).eval()
+    assert compact.weights["embeddings.word_embeddings.int8"].dtype == torch.int8
+    assert "embeddings.word_embeddings.weight" not in compact.weights
+    qkv = compact.weights["encoder.layer.0.attention.self.qkv.weight"].dtype
+    assert qkv == (torch.bfloat16 if bf16 else torch.float32)
+    enc = rd.load_tokenizer(rd.SHIPPED_MODEL_DIR)(
+        ["Who wrote Hamlet?", "Where is the library?"], [SHAKESPEARE, UNICODE_CTX], padding=True, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        a = full(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+        b = compact(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
 def test_trim_edges() -> None:
     ctx = 'He said "hello, world". Then (in 1999) left the U.S. today.'
     s = ctx.index('"hello')

@@ -61,6 +61,21 @@ def fuse_qkv(weights: dict[str, torch.Tensor], layers: int) -> dict[str, torch.T
     return w
 
 
+def word_embeddings(w: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
+    """The word-embedding rows of ``ids`` (fp32): from the float table, or from 8-bit rows and a scale each.
+
+    The 8-bit form (``embeddings.word_embeddings.int8`` and ``.scale``, the reader's shipped weights) gives the very
+    numbers dequantising the whole table would, at a quarter of the memory: only the looked-up rows are widened.
+    """
+    import torch.nn.functional as F
+
+    table = w.get("embeddings.word_embeddings.weight")
+    if table is not None:
+        return F.embedding(ids, table)
+    q, scale = w["embeddings.word_embeddings.int8"], w["embeddings.word_embeddings.scale"]
+    return q[ids].float() * scale[ids].unsqueeze(-1)
+
+
 def hidden_states(
     w: dict[str, torch.Tensor],
     s: EncoderShape,
@@ -75,7 +90,7 @@ def hidden_states(
     head = s.hidden // s.heads
     types = w["embeddings.token_type_embeddings.weight"]
     x = (
-        F.embedding(ids, w["embeddings.word_embeddings.weight"])
+        word_embeddings(w, ids)
         + w["embeddings.position_embeddings.weight"][:length]
         + (types[0] if token_types is None else F.embedding(token_types, types))
     )

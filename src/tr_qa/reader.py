@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tr_qa.memory import release_free_memory
 from tr_qa.types import ReaderSpan
 
 SHIPPED_MODEL_DIR = Path(__file__).parent / "models" / "reader"
@@ -291,14 +292,32 @@ class FunctionalSpanModel(nn.Module):
     only ~3 digits, which ties passages' scores).
     """
 
-    def __init__(self, config_path: Path, state: dict[str, torch.Tensor], bf16: bool = False) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        state: dict[str, torch.Tensor],
+        bf16: bool = False,
+        packed: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         from tr_qa.bert import EncoderShape, fuse_qkv
 
         super().__init__()
         self.shape = EncoderShape.read(config_path.parent)
         prefix = "encoder."
         encoder = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        words = f"{prefix}embeddings.word_embeddings.weight"
+        if packed is not None and f"{words}.int8" in packed:
+            # The shipped 8-bit table is kept as it is (a quarter of the memory, the same numbers per looked-up row).
+            del encoder["embeddings.word_embeddings.weight"]
+            encoder["embeddings.word_embeddings.int8"] = packed[f"{words}.int8"]
+            encoder["embeddings.word_embeddings.scale"] = packed[f"{words}.scale"]
         self.weights = fuse_qkv(encoder, self.shape.layers)
+        if bf16:
+            # Autocast would cast these matrices to bf16 on every forward pass; holding them cast gives the very
+            # same numbers with half the memory and no casting. Embeddings, LayerNorm and the head stay fp32.
+            for name, t in self.weights.items():
+                if t.dim() == 2 and name.startswith("encoder.layer.") and "LayerNorm" not in name:
+                    self.weights[name] = t.to(torch.bfloat16)
         self.head_weight, self.head_bias = state["qa_outputs.weight"], state["qa_outputs.bias"]
         self.bf16 = bf16
 
@@ -345,6 +364,7 @@ class Reader:
     def _load(self) -> tuple[nn.Module, Any]:
         with self._lock:
             if self._model is None:
+                packed: dict[str, torch.Tensor] | None = None
                 if self._state is not None:
                     state = self._state
                 else:
@@ -356,10 +376,14 @@ class Reader:
                     model = build_model(self.path / CONFIG_FILE, state).eval()
                     model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
                 else:
-                    model = FunctionalSpanModel(self.path / CONFIG_FILE, state, bf16=self.compute == "bf16").eval()
+                    model = FunctionalSpanModel(
+                        self.path / CONFIG_FILE, state, bf16=self.compute == "bf16", packed=packed
+                    ).eval()
                 self._tokenizer = load_tokenizer(self.path)
                 self._model = model
                 self._state = None
+                del state, packed
+                release_free_memory()  # the dequantised copies just dropped
         return self._model, self._tokenizer
 
     def predict(

@@ -1,7 +1,7 @@
 """Build, update and load the index directory: FAISS vectors + chunk store + manifest, written atomically.
 
 Layout: ``index/CURRENT`` names the live generation folder ``index/gen-<time>/`` holding ``faiss.index`` (exact
-below ``Settings.large_index_chunks`` chunks, IVF-SQ8 with a tuned nprobe from there: ``tr_qa.index.vectors``),
+below ``Settings.large_index_chunks`` chunks, IVF-SQ4 with a tuned nprobe from there: ``tr_qa.index.vectors``),
 ``vectors.npy`` (the chunk vectors, rows read as asked for: ``tr_qa.index.rows``), ``bm25/`` (the BM25 index,
 postings read likewise),
 ``documents.jsonl`` (text, title, hash, provenance, page and comment ranges, sentences, entities; read back a line

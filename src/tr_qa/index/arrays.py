@@ -10,7 +10,7 @@ import numpy as np
 from tr_qa.index.layout import damaged, file_digest
 from tr_qa.index.lexical import BM25_DIR, BM25_FILES, load_bm25
 from tr_qa.index.rows import RowFile
-from tr_qa.index.vectors import FLAT, IVF_SQ8, apply_search_parameters
+from tr_qa.index.vectors import FLAT, IVF_SQ4, IVF_SQ8, apply_search_parameters
 
 
 def _npy_header(path: Path, rows: int, dims: int, dtype: type = np.float32) -> np.ndarray:
@@ -64,10 +64,14 @@ def faiss_index(path: Path, rows: int, dims: int, entry: dict[str, Any]) -> Any:
         raise damaged(path, f"FAISS cannot read it: {lines[-1] if lines else type(exc).__name__}") from None
     if index.d != dims or index.ntotal != rows or index.metric_type != faiss.METRIC_INNER_PRODUCT:
         raise damaged(path, f"expected {rows} inner-product vectors of {dims}, found {index.ntotal} of {index.d}")
-    kinds = {FLAT: faiss.IndexFlatIP, IVF_SQ8: faiss.IndexIVFScalarQuantizer}
+    kinds = {FLAT: faiss.IndexFlatIP, IVF_SQ8: faiss.IndexIVFScalarQuantizer, IVF_SQ4: faiss.IndexIVFScalarQuantizer}
     if not isinstance(index, kinds[entry["index"]]):
         raise damaged(path, f"the manifest names a {entry['index']} index, found {type(index).__name__}")
-    if entry["index"] == IVF_SQ8 and index.nlist != entry["lists"]:
+    if entry["index"] in (IVF_SQ8, IVF_SQ4):
+        codes = {IVF_SQ8: faiss.ScalarQuantizer.QT_8bit, IVF_SQ4: faiss.ScalarQuantizer.QT_4bit}[entry["index"]]
+        if index.sq.qtype != codes:
+            raise damaged(path, f"the manifest names a {entry['index']} index, found other codes")
+    if entry["index"] in (IVF_SQ8, IVF_SQ4) and index.nlist != entry["lists"]:
         raise damaged(path, f"the manifest names {entry['lists']} lists, found {index.nlist}")
     apply_search_parameters(index, entry)
     return index

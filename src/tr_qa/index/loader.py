@@ -37,8 +37,9 @@ from tr_qa.index.layout import (
 )
 from tr_qa.index.lexical import BM25_DIR
 from tr_qa.index.store import OFFSET, ChunkTable, DocumentStore, Int8Rows, StoreBuilder, analyses_of, texts_of
-from tr_qa.index.vectors import FLAT, IVF_SQ8
+from tr_qa.index.vectors import FLAT, IVF_KINDS
 from tr_qa.ingest import content_hash
+from tr_qa.memory import release_free_memory
 from tr_qa.types import DocMeta, Document
 
 META_FIELDS = frozenset(f.name for f in fields(DocMeta))
@@ -117,9 +118,10 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     if m.get("sentence_vectors") not in (FLOAT32, INT8):
         return f"sentence_vectors must be {FLOAT32!r} or {INT8!r}"
     vectors = m.get("vectors")
-    if not isinstance(vectors, dict) or vectors.get("index") not in (FLAT, IVF_SQ8):
-        return f"vectors.index must be {FLAT!r} or {IVF_SQ8!r}"
-    if vectors["index"] == IVF_SQ8 and not all(_is_int(vectors.get(k)) and vectors[k] > 0 for k in ("lists", "nprobe")):
+    if not isinstance(vectors, dict) or vectors.get("index") not in (FLAT, *IVF_KINDS):
+        return f"vectors.index must be one of {', '.join(repr(k) for k in (FLAT, *IVF_KINDS))}"
+    positive = all(_is_int(vectors.get(k)) and vectors[k] > 0 for k in ("lists", "nprobe"))
+    if vectors["index"] in IVF_KINDS and not positive:
         return "vectors.lists and vectors.nprobe must be positive whole numbers"
     if not isinstance(m.get("files"), dict) or not isinstance(m.get("bm25"), dict):
         return "files and bm25 must be objects"
@@ -322,7 +324,9 @@ def load(index_dir: Path, settings: Settings | None = None, embedder: Embedder |
 def _load(index_dir: Path, settings: Settings | None, embedder: Embedder | None, retry: bool) -> IndexData:
     gen = current_generation(index_dir)
     try:
-        return _load_generation(gen, settings, embedder)
+        data = _load_generation(gen, settings, embedder)
+        release_free_memory()
+        return data
     except OSError as exc:
         # A build may have swapped generations and removed this one while it was being read: read the new one.
         if retry and isinstance(exc, FileNotFoundError) and current_generation(index_dir) != gen:
