@@ -250,6 +250,29 @@ def test_filters_keep_only_matching_documents(mixed, filters, docs: set[str]) ->
 
 
 @pytest.mark.integration
+def test_a_large_index_searches_many_passing_chunks_inside_faiss_with_the_same_results(
+    mixed, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tr_qa.index import build, vectors
+    from tr_qa.qa import QA
+
+    exact = mixed[0]
+    settings = Settings(corpus_dir=exact.settings.corpus_dir, index_dir=tmp_path / "index", large_index_chunks=2)
+    build(settings, embedder=embedder, progress=False)
+    monkeypatch.setattr(vectors, "EXACT_FILTERED", 0)  # every filter searched with a selector inside the IVF index
+    large = QA.load(settings=settings, embedder=embedder)
+    assert large.data.manifest["vectors"]["index"] == vectors.IVF_SQ4
+    filters = Filters(published_from="2019-06-01")
+    assert large.retriever._allowed_set(filters).selector is not None
+    question = "What went wrong with probation?"
+    found = large.ask(question, k=10, filters=filters)
+    assert found.passages and {p.doc_id for p in found.passages} <= {"brief.md", "inspection.pdf"}
+    want = exact.ask(question, k=10, filters=filters)
+    # The same passages as the exact index finds (in an order that its 8-bit sentence vectors may shift a little).
+    assert {(p.doc_id, p.start, p.end) for p in found.passages} == {(p.doc_id, p.start, p.end) for p in want.passages}
+
+
+@pytest.mark.integration
 def test_a_filter_nothing_matches_abstains_and_filters_are_part_of_the_cache_key(mixed) -> None:
     qa = mixed[0]
     nothing = qa.ask("What went wrong with probation?", filters={"outlet": "Nobody's Gazette"})

@@ -117,3 +117,37 @@ def test_a_replicated_index_loads_and_holds_each_source_chunk_once_per_copy(seed
     scores = copy.bm25.get_scores(q)
     np.testing.assert_allclose(scores, fresh.bm25.get_scores(q), rtol=1e-6)
     np.testing.assert_allclose(scores[n : 2 * n], scores[:n], rtol=1e-6)
+
+
+@pytest.mark.parametrize("share", [0.5, 0.1])
+def test_a_filtered_search_finds_the_nearest_passing_chunks_inside_the_index(share: float) -> None:
+    from tr_qa.index.vectors import allowed_set, search_within
+
+    n = 60_000
+    vectors = clustered_vectors(n, 64, seed=0)
+    built = build_vector_index(vectors, IVF_SQ4, seed=0)
+    ids = np.sort(np.random.default_rng(3).choice(n, int(n * share), replace=False))
+    allowed = allowed_set(ids, n, built.index)
+    assert allowed.selector is not None  # many pass: searched inside the index, their vectors never all read
+    passing, hits = set(ids.tolist()), 0
+    queries = sample_queries(vectors, 50, seed=4)
+    for q in queries:
+        found = search_within(built.index, q, allowed, 100)
+        assert len(found) == 100 and set(found.tolist()) <= passing
+        best = ids[np.argsort(-(vectors[ids] @ q), kind="stable")[:10]]
+        rescored = found[np.argsort(-(vectors[found] @ q), kind="stable")[:10]]
+        hits += len(set(best.tolist()) & set(rescored.tolist()))
+    assert hits / (10 * len(queries)) >= TARGET_RECALL
+
+
+def test_few_passing_chunks_or_an_exact_index_are_scored_one_by_one() -> None:
+    from tr_qa.index.vectors import EXACT_FILTERED, allowed_set
+
+    vectors = clustered_vectors(6000, 32, seed=0)
+    ivf = build_vector_index(vectors, IVF_SQ4, seed=0).index
+    few = np.arange(EXACT_FILTERED)
+    assert allowed_set(few, 6000, ivf).selector is None
+    assert allowed_set(np.arange(5000), 6000, build_vector_index(vectors, FLAT).index).selector is None
+    many = allowed_set(np.arange(5000), 6000, ivf)
+    assert many.selector is not None and many.bitmap is not None
+    assert many.selector.is_member(4999) and not many.selector.is_member(5000)  # the bit order FAISS reads

@@ -15,6 +15,7 @@ from tr_qa.config import validate_retriever
 from tr_qa.index import IndexData
 from tr_qa.index.lexical import build_lexical
 from tr_qa.index.store import ChunkTable, passing_rows
+from tr_qa.index.vectors import Allowed, allowed_set, search_within
 from tr_qa.text import terms
 from tr_qa.types import Filters, Passage
 
@@ -54,7 +55,7 @@ class Retriever:
         if not 0.0 <= sentence_weight <= 1.0:
             raise ValueError(f"sentence weight must be between 0 and 1, got {sentence_weight}")
         self.data = data
-        self._allowed: dict[Filters, np.ndarray] = {}
+        self._allowed: dict[Filters, Allowed] = {}
         self._allowed_lock = threading.Lock()
         self.alpha = alpha
         self.sentence_weight = sentence_weight
@@ -123,13 +124,18 @@ class Retriever:
 
     def allowed_chunks(self, filters: Filters | None) -> np.ndarray | None:
         """Ids of the chunks whose documents pass ``filters``; None when there are no filters (all pass)."""
+        found = self._allowed_set(filters)
+        return None if found is None else found.ids
+
+    def _allowed_set(self, filters: Filters | None) -> Allowed | None:
         if filters is None or filters.empty:
             return None
         with self._allowed_lock:
             found = self._allowed.get(filters)
         if found is None:
             passing = passing_rows(self.data.documents, filters)
-            found = np.flatnonzero(np.isin(self.table.doc, passing)).astype(np.int64)
+            ids = np.flatnonzero(np.isin(self.table.doc, passing)).astype(np.int64)
+            found = allowed_set(ids, len(self.table), self.data.faiss_index)
             with self._allowed_lock:
                 if len(self._allowed) >= ALLOWED_CACHE:
                     self._allowed.pop(next(iter(self._allowed)))
@@ -152,7 +158,8 @@ class Retriever:
         """
         validate_retriever(method)
         n = len(self.table)
-        allowed = self.allowed_chunks(filters)
+        passing = self._allowed_set(filters)
+        allowed = None if passing is None else passing.ids
         if n == 0 or (allowed is not None and not len(allowed)):
             return []
         limit = min(limit, n)
@@ -162,8 +169,12 @@ class Retriever:
             candidates = {int(i) for i in ids[0] if i >= 0}
             candidates.update(int(i) for i in top(bm25, limit))
         else:
-            cosine = self.data.chunk_vectors[allowed] @ question_vector
-            candidates = {int(i) for i in allowed[top(cosine, limit)]}
+            assert passing is not None
+            if passing.selector is None:  # few pass, or an exact index: score every passing chunk
+                cosine = self.data.chunk_vectors[allowed] @ question_vector
+                candidates = {int(i) for i in allowed[top(cosine, limit)]}
+            else:
+                candidates = {int(i) for i in search_within(self.data.faiss_index, question_vector, passing, limit)}
             candidates.update(int(i) for i in allowed[top(bm25[allowed], limit)])
         cand = np.fromiter(candidates, dtype=np.int64)
         dense = self.dense_scores(cand, question_vector)

@@ -174,3 +174,47 @@ def apply_search_parameters(index: Any, entry: dict[str, Any]) -> None:
     """Set the search parameter the build chose (IVF nprobe) on a loaded index."""
     if entry.get("index") in IVF_KINDS:
         index.nprobe = int(entry["nprobe"])
+
+
+# While at most this many chunks pass a filter, their vectors are all read and scored: exact, and a few MB at most.
+EXACT_FILTERED = 4096
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The chunks a filter lets through: their ids, and (for an approximate index) a bitmap FAISS searches within."""
+
+    ids: np.ndarray
+    bitmap: np.ndarray | None = None
+    selector: Any = None
+
+
+def allowed_set(ids: np.ndarray, n: int, index: Any) -> Allowed:
+    """What a filtered search needs of the passing chunk ids (``n`` chunks in all)."""
+    import faiss
+
+    if len(ids) <= EXACT_FILTERED or not isinstance(index, faiss.IndexIVF):
+        return Allowed(ids)
+    mask = np.zeros(n, dtype=bool)
+    mask[ids] = True
+    # FAISS reads bit i of the bitmap as byte i // 8, bit i % 8: little-endian bit order. The array must outlive
+    # the selector, which only points at it.
+    bitmap = np.packbits(mask, bitorder="little")
+    return Allowed(ids, bitmap, faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap)))
+
+
+def search_within(index: Any, query: np.ndarray, allowed: Allowed, limit: int) -> np.ndarray:
+    """Up to ``limit`` ids among ``allowed`` (one with a selector) nearest ``query``, searched inside the IVF index.
+
+    The fewer chunks pass, the more cells are probed (``nprobe`` ÷ the share that passes, at most all of them), so
+    about as many passing vectors are looked at as an unfiltered search looks at, and no passing vector is read
+    from disk to find them.
+    """
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    share = len(allowed.ids) / max(1, index.ntotal)
+    nprobe = min(ivf.nlist, max(ivf.nprobe, math.ceil(ivf.nprobe / share)))
+    params = faiss.SearchParametersIVF(sel=allowed.selector, nprobe=nprobe)
+    _scores, found = index.search(query.reshape(1, -1).astype(np.float32), limit, params=params)
+    return found[0][found[0] >= 0].astype(np.int64)
