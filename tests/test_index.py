@@ -790,6 +790,29 @@ def test_a_large_index_answers_with_offsets_into_the_documents(
     assert large.highlighter.idf("paid") > 0
 
 
+def test_chunks_are_checked_while_their_document_is_read_and_any_order_still_loads(
+    tiny: Settings, tmp_path: Path
+) -> None:
+    from tr_qa.index import loader
+
+    gen = _gen(tiny)
+    store, _, in_order = loader._documents(gen / "documents.jsonl", gen / "chunks.jsonl")
+    assert in_order is not None  # the builder's order: every chunk was checked in the one pass over the documents
+    one_pass = in_order.table(store)
+    two_pass = loader._chunks(gen / "chunks.jsonl", store)
+    for column in ("doc", "start", "end", "sentences"):
+        np.testing.assert_array_equal(getattr(one_pass, column), getattr(two_pass, column))
+    # Chunks in another order: the single pass gives up and they are read on their own, the same checks applied.
+    lines = (gen / "chunks.jsonl").read_text().splitlines(keepends=True)
+    shuffled = tmp_path / "chunks.jsonl"
+    shuffled.write_text("".join(reversed(lines)))
+    assert loader._documents(gen / "documents.jsonl", shuffled)[2] is None
+    again = loader._chunks(shuffled, store)
+    assert sorted(zip(again.doc.tolist(), again.start.tolist(), strict=True)) == sorted(
+        zip(one_pass.doc.tolist(), one_pass.start.tolist(), strict=True)
+    )
+
+
 def test_a_large_index_built_with_8_bit_codes_still_loads(large_tiny: Settings, tmp_path: Path) -> None:
     import faiss
 

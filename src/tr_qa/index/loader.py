@@ -192,9 +192,57 @@ def _document(path: Path, n: int, row: dict[str, Any]) -> tuple[Document, DocAna
     return doc, analysis
 
 
-def _documents(path: Path) -> tuple[DocumentStore, int]:
-    """documents.jsonl, every row checked, kept as a DocumentStore (no texts held), and its sentence count."""
+class _ChunkColumns:
+    """chunks.jsonl rows, each checked against its document's text (offsets inside it, length, hash), collected as
+    columns with the rows of the sentences that start inside each chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.doc = array("i")
+        self.starts = array("q")
+        self.ends = array("q")
+        self.rows = array("q")
+
+    def add(self, n: int, row: dict[str, Any], position: int, text: str, analysis: DocAnalysis, first: int) -> None:
+        """Check line ``n`` (a chunk of the document in store row ``position``) and keep it."""
+        start, end = row.get("start"), row.get("end")
+        if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(text):  # type: ignore[operator]
+            raise damaged(
+                self.path, f"line {n}: offsets {start!r}..{end!r} lie outside {row['doc']!r} ({len(text)} chars)"
+            )
+        if row.get("len") != end - start:  # type: ignore[operator]
+            raise damaged(self.path, f"line {n}: the chunk of {row['doc']!r} has the wrong length")
+        if row.get("sha") != chunk_hash(text[start:end]):  # type: ignore[index]
+            raise damaged(self.path, f"line {n}: the chunk of {row['doc']!r} does not match its text")
+        self.doc.append(position)
+        self.starts.append(start)  # type: ignore[arg-type]
+        self.ends.append(end)  # type: ignore[arg-type]
+        sentence_starts = [s for s, _ in analysis.sentences]
+        self.rows.extend((first + bisect_left(sentence_starts, start), first + bisect_left(sentence_starts, end)))
+
+    def table(self, documents: DocumentStore) -> ChunkTable:
+        """The chunk table over ``documents``."""
+        return ChunkTable(
+            documents.ids,
+            np.array(self.doc, dtype=np.int32),
+            _column(self.starts),
+            _column(self.ends),
+            texts_of(documents),
+            _column(self.rows).reshape(-1, 2),
+        )
+
+
+def _documents(path: Path, chunks_path: Path) -> tuple[DocumentStore, int, _ChunkColumns | None]:
+    """documents.jsonl, every row checked, kept as a DocumentStore (no texts held), and its sentence count.
+
+    chunks.jsonl is read alongside: the builder writes chunks in document order, so each document's chunks are
+    checked while its text is at hand, and no document is parsed twice. The chunk columns come back when every chunk
+    row was taken that way; None when the file is in another order (or damaged), to be read on its own.
+    """
     columns = StoreBuilder()
+    chunk_rows = _read_jsonl(chunks_path)
+    chunks: _ChunkColumns | None = _ChunkColumns(chunks_path)
+    pending = next(chunk_rows, None)
     sentences = 0
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -210,16 +258,22 @@ def _documents(path: Path) -> tuple[DocumentStore, int]:
                 if row is None:
                     continue
                 doc, analysis = _document(path, n, row)
+                position = len(columns.ids)
                 columns.add(doc, line_offset, len(raw), sentences)
+                while chunks is not None and pending is not None and pending[1].get("doc") == doc.id:
+                    chunks.add(pending[0], pending[1], position, doc.text, analysis, sentences)
+                    pending = next(chunk_rows, None)
                 sentences += len(analysis.sentences)
         store = columns.build(fd)
     except BaseException:
         os.close(fd)
         raise
+    finally:
+        chunk_rows.close()
     repeated = store.repeated_id()
     if repeated is not None:
         raise damaged(path, f"document {repeated!r} appears on more than one line")
-    return store, sentences
+    return store, sentences, chunks if pending is None else None
 
 
 def _column(values: Sequence[int] | array[int]) -> np.ndarray:
@@ -229,38 +283,15 @@ def _column(values: Sequence[int] | array[int]) -> np.ndarray:
 
 
 def _chunks(path: Path, documents: DocumentStore) -> ChunkTable:
-    """chunks.jsonl, checked row by row (document, offsets inside it, length, hash), kept as columns with the rows
-    of the sentences that start inside each chunk."""
-    doc = array("i")
-    starts = array("q")
-    ends = array("q")
-    rows = array("q")
+    """chunks.jsonl in any order, checked row by row against the documents read back from the store."""
+    chunks = _ChunkColumns(path)
     for n, row in _read_jsonl(path):
         position = documents.row_of(row.get("doc"))
-        start, end = row.get("start"), row.get("end")
         if position is None:
             raise damaged(path, f"line {n} names no indexed document")
         found, analysis = documents.read(row["doc"])
-        text = found.text
-        if not (_is_int(start) and _is_int(end)) or not 0 <= start < end <= len(text):  # type: ignore[operator]
-            raise damaged(path, f"line {n}: offsets {start!r}..{end!r} lie outside {row['doc']!r} ({len(text)} chars)")
-        if row.get("len") != end - start:  # type: ignore[operator]
-            raise damaged(path, f"line {n}: the chunk of {row['doc']!r} has the wrong length")
-        if row.get("sha") != chunk_hash(text[start:end]):
-            raise damaged(path, f"line {n}: the chunk of {row['doc']!r} does not match its text")
-        doc.append(position)
-        starts.append(start)  # type: ignore[arg-type]
-        ends.append(end)  # type: ignore[arg-type]
-        first, sentence_starts = documents.first_sentence_at(position), [s for s, _ in analysis.sentences]
-        rows.extend((first + bisect_left(sentence_starts, start), first + bisect_left(sentence_starts, end)))
-    return ChunkTable(
-        documents.ids,
-        np.array(doc, dtype=np.int32),
-        _column(starts),
-        _column(ends),
-        texts_of(documents),
-        _column(rows).reshape(-1, 2),
-    )
+        chunks.add(n, row, position, found.text, analysis, documents.first_sentence_at(position))
+    return chunks.table(documents)
 
 
 def _load_generation(gen: Path, settings: Settings | None, embedder: Embedder | None) -> IndexData:
@@ -281,15 +312,15 @@ def _load_generation(gen: Path, settings: Settings | None, embedder: Embedder | 
             raise IndexMismatchError(f"{problem}; {REBUILD_HINT}")
     dims = manifest["model"]["dims"]
 
-    docs_path = gen / "documents.jsonl"
-    documents, n_sent = _documents(docs_path)
+    docs_path, chunks_path = gen / "documents.jsonl", gen / "chunks.jsonl"
+    documents, n_sent, in_order = _documents(docs_path, chunks_path)
     listed = manifest["documents"]
     if len(listed) != len(documents) or any(
         listed.get(doc_id, {}).get("sha256") != documents.sha256_at(i) for i, doc_id in enumerate(documents.ids)
     ):
         raise damaged(manifest_path, "its document list differs from documents.jsonl")
 
-    chunks = _chunks(gen / "chunks.jsonl", documents)
+    chunks = in_order.table(documents) if in_order is not None else _chunks(chunks_path, documents)
     per_doc = np.bincount(chunks.doc, minlength=len(documents))
     if any(listed[doc_id]["chunks"] != n for doc_id, n in zip(documents.ids, per_doc.tolist(), strict=True)):
         raise damaged(manifest_path, "its chunk counts differ from chunks.jsonl")
