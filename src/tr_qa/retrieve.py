@@ -122,12 +122,8 @@ class Retriever:
             return np.zeros(len(self.table), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(q), dtype=np.float32)
 
-    def allowed_chunks(self, filters: Filters | None) -> np.ndarray | None:
-        """Ids of the chunks whose documents pass ``filters``; None when there are no filters (all pass)."""
-        found = self._allowed_set(filters)
-        return None if found is None else found.ids
-
     def _allowed_set(self, filters: Filters | None) -> Allowed | None:
+        """The chunks whose documents pass ``filters`` (cached per filter); None when there are no filters."""
         if filters is None or filters.empty:
             return None
         with self._allowed_lock:

@@ -241,7 +241,7 @@ def _documents(path: Path, chunks_path: Path) -> tuple[DocumentStore, int, _Chun
     """
     columns = StoreBuilder()
     chunk_rows = _read_jsonl(chunks_path)
-    chunks: _ChunkColumns | None = _ChunkColumns(chunks_path)
+    chunks = _ChunkColumns(chunks_path)
     pending = next(chunk_rows, None)
     sentences = 0
     fd = os.open(path, os.O_RDONLY)
@@ -260,7 +260,7 @@ def _documents(path: Path, chunks_path: Path) -> tuple[DocumentStore, int, _Chun
                 doc, analysis = _document(path, n, row)
                 position = len(columns.ids)
                 columns.add(doc, line_offset, len(raw), sentences)
-                while chunks is not None and pending is not None and pending[1].get("doc") == doc.id:
+                while pending is not None and pending[1].get("doc") == doc.id:
                     chunks.add(pending[0], pending[1], position, doc.text, analysis, sentences)
                     pending = next(chunk_rows, None)
                 sentences += len(analysis.sentences)

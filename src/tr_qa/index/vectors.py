@@ -106,9 +106,9 @@ def recall_at(index: Any, queries: np.ndarray, exact: np.ndarray, vectors: np.nd
     if vectors is not None:
         ranked = []
         for q, row in zip(queries, found, strict=True):
-            ids = row[row >= 0]
-            scores = np.asarray(vectors[np.sort(ids)], dtype=np.float32) @ q
-            ranked.append(np.sort(ids)[np.argsort(-scores, kind="stable")[:k]])
+            ids = np.sort(row[row >= 0])
+            scores = np.asarray(vectors[ids], dtype=np.float32) @ q
+            ranked.append(ids[np.argsort(-scores, kind="stable")[:k]])
         found = ranked
     hits = sum(len(set(f[f >= 0].tolist()) & set(e.tolist())) for f, e in zip(found, exact, strict=True))
     return hits / exact.size
