@@ -400,6 +400,8 @@ def test_phone_layout_keeps_question_answer_input_and_examples_in_view(phone, li
     box.wait_for()
     w, h = PHONE["width"], PHONE["height"]
     examples = page.locator("#tr-qa-examples button")
+    # Gradio draws the example row after the question box: wait for the fourth button before counting.
+    examples.nth(3).wait_for()
     assert examples.count() == 4
     for i in range(4):  # every example is on screen before anything is scrolled or typed
         assert inside(examples.nth(i).bounding_box(), w, h), (i, examples.nth(i).bounding_box())
