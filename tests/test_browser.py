@@ -445,6 +445,7 @@ def test_phone_iframe_embed_clips_nothing(phone, live_server: LiveServer, campai
     page.locator("#tr-qa-frame").scroll_into_view_if_needed()
     frame = page.frame_locator("#tr-qa-frame")
     frame.locator("#tr-qa-question textarea").wait_for(timeout=30_000)
+    frame.locator("#tr-qa-examples button").nth(3).wait_for()  # drawn after the question box
     inner = frame.locator("html").evaluate(
         "e => ({scroll: e.scrollWidth, client: e.clientWidth, boxes: ['#tr-qa-chat', '#tr-qa-question', "
         "'#tr-qa-send', '#tr-qa-clear', '#tr-qa-copy', '#tr-qa-examples'].map(s => "
