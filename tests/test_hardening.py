@@ -25,8 +25,9 @@ from starlette.testclient import TestClient
 
 from tr_qa.config import Settings
 from tr_qa.errors import InputError, OverloadedError
+from tr_qa.memory import malloc_trim, release_free_memory
 from tr_qa.web.app import build_app
-from tr_qa.web.limits import AnswerGate, RateLimiter, release_free_memory
+from tr_qa.web.limits import AnswerGate, RateLimiter
 from tr_qa.web.security import (
     JsonErrors,
     RequestGuard,
@@ -206,8 +207,12 @@ def test_answer_gate_sheds_past_its_line_and_recovers() -> None:
     assert refused.retry_after >= 1 and "1 questions are being answered and 1 are waiting" in str(refused)
 
 
-def test_release_free_memory_is_safe_to_call() -> None:
-    release_free_memory()  # glibc: trims; elsewhere: nothing
+def test_release_free_memory_finds_glibc_trim_and_is_safe_to_call() -> None:
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert malloc_trim() is not None  # otherwise a server would silently keep every freed page
+    release_free_memory()
 
 
 # --- the real app ----------------------------------------------------------------------------------------------

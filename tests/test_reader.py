@@ -110,32 +110,6 @@ def test_batch_equals_single(reader: Reader) -> None:
         assert b.prob == pytest.approx(s.prob, abs=0.01)
 
 
-def test_windows_are_padded_to_a_few_widths_without_changing_the_answers(
-    reader: Reader, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # One kernel is cached per input shape: unbounded widths grew a server's memory with every new question.
-    model, tokenizer = reader._load()
-    widths: list[int] = []
-
-    class Recording(torch.nn.Module):
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor):
-            widths.append(ids.shape[1])
-            return model(ids, mask, types)
-
-    contexts = [SHAKESPEARE, UNICODE_CTX, "Paris is the capital and most populous city of France.", SHAKESPEARE * 9]
-    questions = ["Who wrote Hamlet?", "When did the library open?", "What is the capital of France?", "How long?"]
-    padded = rd.predict_pairs(Recording(), tokenizer, questions, contexts, batch_windows=2)
-    assert widths and all(w % rd.PAD_TO == 0 or w == 384 for w in widths)
-    monkeypatch.setattr(rd, "PAD_TO", 1)
-    widths.clear()
-    exact = rd.predict_pairs(Recording(), tokenizer, questions, contexts, batch_windows=2)
-    assert any(w % 32 for w in widths)  # unpadded widths really differ
-    for p, e in zip(padded, exact, strict=True):
-        assert (p.start, p.end, p.text) == (e.start, e.end, e.text)
-        # Under bf16 a different width rounds differently: logits move by hundredths, never the span.
-        assert p.score == pytest.approx(e.score, abs=0.1) and p.null_score == pytest.approx(e.null_score, abs=0.1)
-
-
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16", "fp32"])
 def test_the_compact_weights_give_exactly_the_logits_of_the_full_ones(bf16: bool) -> None:
     # 8-bit word embeddings and (under bf16) matrices held as bf16: less memory, not one bit of difference.
@@ -156,19 +130,6 @@ def test_the_compact_weights_give_exactly_the_logits_of_the_full_ones(bf16: bool
         a = full(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
         b = compact(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-
-
-def test_trim_edges() -> None:
-    ctx = 'He said "hello, world". Then (in 1999) left the U.S. today.'
-    s = ctx.index('"hello')
-    assert ctx[slice(*rd._trim(ctx, s, s + len('"hello,')))] == "hello"
-    s = ctx.index("(in")
-    assert ctx[slice(*rd._trim(ctx, s, s + len("(in 1999) ")))] == "(in 1999)"
-    s = ctx.index("U.S.")
-    assert ctx[slice(*rd._trim(ctx, s, s + 4))] == "U.S."
-    s = ctx.index("today")
-    assert ctx[slice(*rd._trim(ctx, s, s + 6))] == "today"
-    assert rd._trim(ctx, 0, 0) == (0, 0)
 
 
 def test_compute_modes_agree() -> None:

@@ -82,9 +82,10 @@ class Settings:
     # Answers kept for repeated questions (0 turns the cache off).
     answer_cache_size: int = 512
     threads: int = field(default_factory=default_threads)
-    # From this many chunks on an index is large: approximate vector search (IVF-SQ8, its nprobe tuned at build
-    # time to recall@10 >= 0.95 against exact search) and sentence vectors stored as 8-bit integers (there are ~5 a
-    # chunk). Below it, search is exact and sentence vectors float32. $TR_QA_LARGE_INDEX_CHUNKS overrides it.
+    # From this many chunks on an index is large: approximate vector search (IVF with 4-bit codes, its nprobe tuned
+    # at build time to recall@10 >= 0.95 of the re-scored top 100 against exact search) and sentence vectors stored
+    # as 8-bit integers (there are ~5 a chunk). Below it, search is exact and sentence vectors float32.
+    # $TR_QA_LARGE_INDEX_CHUNKS overrides it.
     large_index_chunks: int = field(default_factory=lambda: env_int("TR_QA_LARGE_INDEX_CHUNKS", 50_000, 1))
     # --- The web server (`tr-qa serve`); each has an environment override. Checked by tr_qa.web.security. ---
     # Origins (scheme://host[:port]) allowed to embed the chat and call the API; none by default.

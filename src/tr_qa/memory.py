@@ -1,19 +1,30 @@
-"""Handing freed heap memory back to the system after a load that made and dropped many temporaries."""
+"""Handing freed heap memory back to the system after work that made and dropped many temporaries."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import sys
+import ctypes.util
+import functools
+from collections.abc import Callable
+
+
+@functools.cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
 
 
 def release_free_memory() -> None:
-    """Return the heap's free pages to the system (glibc ``malloc_trim``); a no-op where there is no such call.
+    """Return the heap's free pages to the system; a no-op where there is no ``malloc_trim``.
 
-    Loading an index parses every document line and the reader dequantises its weights: tens of MB of temporaries
-    that glibc keeps mapped after they are freed, counted in the server's resident memory until it exits.
+    Loading an index parses every document line, the reader dequantises its weights, and a burst of questions leaves
+    freed buffers behind: memory glibc keeps mapped after it is freed, counted in the server's resident memory until
+    it exits.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tr_qa.reader import encode_pairs
+from tr_qa.decode import encode_pairs
 from tr_qa.squad import SquadExample
 
 

@@ -63,7 +63,7 @@ def initial_model(cfg: TrainConfig, base: Path) -> SpanModel:
 
 def heldout_metrics(model: nn.Module, tokenizer: Any, items: list[squad.SquadExample], cfg: TrainConfig) -> dict:
     """SQuAD 2.0-style figures on held-out articles: at margin 0 and at the best threshold for them."""
-    from tr_qa.reader import predict_pairs
+    from tr_qa.decode import predict_pairs
 
     was_training = model.training
     model.eval()

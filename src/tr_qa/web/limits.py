@@ -10,9 +10,6 @@ burst, freed heap is handed back to the operating system.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import functools
 import math
 import threading
 import time
@@ -22,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from tr_qa.errors import InputError, OverloadedError, RateLimitError
+from tr_qa.memory import release_free_memory
 
 T = TypeVar("T")
 RATE_LIMIT_ENV = "TR_QA_RATE_LIMIT"
@@ -87,22 +85,6 @@ class RateLimiter:
         self._last_sweep = now
         for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
             del self._hits[key]
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
-
-
-def release_free_memory() -> None:
-    """Return freed heap pages to the operating system (glibc keeps them otherwise); a no-op elsewhere."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 class AnswerGate:
