@@ -67,6 +67,13 @@ def test_ray_build_gives_the_same_chunks_and_vectors_as_a_local_build(
     np.testing.assert_allclose(b.sentence_vectors, a.sentence_vectors, atol=1e-5)
     # The model's identity is the local one: the Ray-built index is reused by a local build and loads as usual.
     assert b.manifest["model"] == a.manifest["model"]
+    # The manifest says how the vectors were made: one Ray worker pool for chunks and sentences together.
+    made = b.manifest["embedded"]
+    assert made["engine"] == "ray" and len(made["workers"]) == 1 and made["hosts"] == [socket.gethostname()]
+    here = a.manifest["embedded"]
+    assert here["engine"] == "local" and "hosts" not in here
+    assert 0 < made["new_chunks"] == here["new_chunks"] <= len(b.chunks)
+    assert 0 < made["new_sentences"] == here["new_sentences"] <= len(b.sentence_vectors)
     assert mismatch(b.manifest, expected_settings(local, Embedder(1))) is None
     again = build(Settings(corpus_dir=corpus, index_dir=tmp_path / "ray"), embedder=embedder, progress=False)
     assert again.unchanged and again.embedded_chunks == 0

@@ -80,6 +80,13 @@ def test_changing_one_document_reembeds_only_its_new_text(small: Settings, embed
     assert report.embedded_chunks == len(new_texts) >= 1
     assert report.embedded_chunks < sum(1 for c in after.chunks if c.doc_id == "004_a9da44ecae937e51.txt")
     assert report.reused_chunks == len(after.chunks) - len(new_texts)
+    # The manifest counts what this build embedded, not what it holds.
+    assert after.manifest["embedded"] == {
+        "engine": "local",
+        "threads": embedder.threads,
+        "new_chunks": len(new_texts),
+        "new_sentences": 1,  # the appended line
+    }
     # Reused vectors are the same vectors.
     old = [i for i, c in enumerate(before.chunks) if c.doc_id.startswith("000")]
     new = [i for i, c in enumerate(after.chunks) if c.doc_id.startswith("000")]

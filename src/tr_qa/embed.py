@@ -129,6 +129,10 @@ class Embedder:
                 self._model = SentenceEncoder(self.path)
             return self._model
 
+    def provenance(self) -> dict[str, object]:
+        """Where this embedder computes its vectors, for the index manifest."""
+        return {"engine": "local", "threads": self.threads}
+
     @property
     def dims(self) -> int:
         """Vector size (384 for MiniLM-L6)."""

@@ -286,8 +286,10 @@ def embed_changes(plan: BuildPlan, embedder: Embedder, analyser: Analyser, progr
             f"embedding {len(new_chunks)} chunks and {len(new_sentences)} sentences "
             f"of {len(fresh)} new or changed documents"
         )
-    chunk_vectors.update(zip(new_chunks, embedder.encode(new_chunks, progress=progress), strict=True))
-    sentence_vectors.update(zip(new_sentences, embedder.encode(new_sentences, progress=progress), strict=True))
+    # One call for both: an embedder on Ray starts (and loads the model into) a pool of workers per call.
+    fresh_vectors = embedder.encode(new_chunks + new_sentences, progress=progress)
+    chunk_vectors.update(zip(new_chunks, fresh_vectors[: len(new_chunks)], strict=True))
+    sentence_vectors.update(zip(new_sentences, fresh_vectors[len(new_chunks) :], strict=True))
     return Embedded(analyses, chunk_vectors, sentence_vectors, len(new_chunks), len(new_sentences))
 
 
@@ -331,6 +333,12 @@ def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: 
         "vectors": vector_index.manifest(),
         "sentence_vectors": INT8 if plan.large else FLOAT32,
         "bm25": {"typical_score": float(lexical.typical_score)},
+        # How this generation's new vectors were computed (the rest were reused from the one before it).
+        "embedded": {
+            **embedder.provenance(),
+            "new_chunks": embedded.new_chunks,
+            "new_sentences": embedded.new_sentences,
+        },
         "packages": package_versions(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

