@@ -67,6 +67,21 @@ def test_building_again_with_no_change_embeds_nothing(small: Settings, embedder:
     assert report.unchanged and report.embedded_chunks == 0
 
 
+def test_a_build_embeds_its_chunks_and_sentences_in_one_call(tmp_path: Path, embedder: Embedder) -> None:
+    # An embedder on Ray starts a pool of workers, each loading the model, per call: one call per build.
+    calls: list[int] = []
+
+    class Counting(Embedder):
+        def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+            calls.append(len(texts))
+            return embedder.encode(texts, batch_size=batch_size, progress=progress)
+
+    settings = Settings(corpus_dir=small_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    index.build(settings, embedder=Counting(1), progress=False)
+    made = index.load(settings.index_dir).manifest["embedded"]
+    assert calls == [made["new_chunks"] + made["new_sentences"]] and made["new_sentences"] > made["new_chunks"] > 0
+
+
 def test_changing_one_document_reembeds_only_its_new_text(small: Settings, embedder: Embedder) -> None:
     before = index.load(small.index_dir)
     path = small.corpus_dir / "004_a9da44ecae937e51.txt"

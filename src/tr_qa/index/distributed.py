@@ -132,16 +132,17 @@ class RayEmbedder(Embedder):
         self.ray_batch = ray_batch
         # None: one single-threaded worker per CPU of the cluster, at most one per batch.
         self.workers = workers
-        # The hosts whose workers computed vectors, over every call (they report it with each batch).
+        # The last call's worker pool and the hosts its workers ran on (each batch names its host).
+        self.pool = 0
         self.hosts: set[str] = set()
-        self.pools: list[int] = []
 
     def provenance(self) -> dict[str, object]:
-        """Ray, the size of each worker pool started and the hosts that embedded, for the index manifest."""
-        return {"engine": "ray", "workers": self.pools, "hosts": sorted(self.hosts)}
+        """Ray, the size of the last call's worker pool and the hosts that embedded, for the index manifest."""
+        return {"engine": "ray", "workers": self.pool, "hosts": sorted(self.hosts)}
 
     def encode(self, texts: list[str], *, batch_size: int = ENCODE_BATCH, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text in the order given, computed by Ray workers."""
+        self.pool, self.hosts = 0, set()
         if not texts:
             return np.zeros((0, self.dims), dtype=np.float32)
         ray = import_ray()
@@ -156,7 +157,7 @@ class RayEmbedder(Embedder):
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
-        self.pools.append(workers)
+        self.pool = workers
         expected = model_sha256(self.path)
         out = np.zeros((len(texts), self.dims), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)
