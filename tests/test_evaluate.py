@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,6 +159,37 @@ def test_validate_names_each_problem_on_its_own_line(tmp_path: Path) -> None:
     assert any("must be 'unanswerable'" in p for p in problems)
     bad.write_text('{"id": "1", "question": "q", "answers": [], "doc": null, "split": "train"}\n', encoding="utf-8")
     assert ev.validate_qa_file(bad, corpus) == [f"{bad}:1: 'split' must be one of dev, test, got 'train'"]
+
+
+@pytest.mark.integration
+def test_cli_eval_measures_a_candidate_reader_only_with_a_judge_fitted_for_it(seed_settings, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tr_qa.cli import cli
+    from tr_qa.judge import FITTED_FILE
+    from tr_qa.reader import SHIPPED_MODEL_DIR, WEIGHTS_FILE
+
+    folder, judge = tmp_path / "candidate", tmp_path / "confidence.json"
+    shutil.copytree(SHIPPED_MODEL_DIR, folder)
+    shutil.copy(FITTED_FILE, judge)
+    args = ["eval", "--qa", str(ROOT / "eval" / "qa.jsonl"), "--split", "dev", "--limit", "3"]
+    args += ["--index", str(seed_settings.index_dir), "--reader", str(folder), "--confidence", str(judge), "--json"]
+    ran = CliRunner().invoke(cli, args, env={"TR_QA_HOME": str(ROOT)})
+    assert ran.exit_code == 0, ran.output
+    out = json.loads(ran.output)
+    assert out["n"] == 3 and out["reader"] == f"{folder} (judge {judge})"
+    (folder / WEIGHTS_FILE).write_bytes(b"not the weights the judge was fitted for")
+    # As a person runs it: one line on stderr, exit 2.
+    refused = subprocess.run(
+        [sys.executable, "-m", "tr_qa", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TR_QA_HOME": str(ROOT), "TR_QA_THREADS": "1"},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and not refused.stdout, refused.stderr
+    assert "was fitted for other reader weights" in refused.stderr and "refit it" in refused.stderr
 
 
 def test_cli_validate_exits_1_on_problems_and_0_on_the_project_file(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from tr_qa import judge as jd
+from tr_qa.errors import InputError
 from tr_qa.files import sha256_file
 from tr_qa.reader import SHIPPED_MODEL_DIR, WEIGHTS_FILE
 from tr_qa.types import Candidate, Passage, ReaderSpan, SentenceHit, Span
@@ -41,6 +44,34 @@ def test_shipped_parameters_load_and_were_fitted_with_the_shipped_reader() -> No
     # Refit (scripts/fit_confidence.py) whenever the reader changes: its scores are what the weights weigh.
     assert data["fitted_on"]["reader_weights_sha256"] == sha256_file(SHIPPED_MODEL_DIR / WEIGHTS_FILE)
     assert "squad11_train" in data["fitted_on"]["train_file"]
+
+
+def candidate_reader(tmp_path: Path, weights: bytes | None = None) -> tuple[Path, Path]:
+    """A candidate reader folder (the shipped one, or other weights) and a copy of the shipped judge file."""
+    folder = tmp_path / "reader"
+    shutil.copytree(SHIPPED_MODEL_DIR, folder)
+    if weights is not None:
+        (folder / WEIGHTS_FILE).write_bytes(weights)
+    judge = tmp_path / "confidence.json"
+    shutil.copy(jd.FITTED_FILE, judge)
+    return folder, judge
+
+
+def test_a_candidate_reader_needs_a_judge_fitted_for_its_weights(tmp_path: Path) -> None:
+    same, judge = candidate_reader(tmp_path / "same")
+    assert jd.strategy_for("reader", judge, same) == jd.load_strategy("reader")
+    other, judge = candidate_reader(tmp_path / "other", weights=b"other weights")
+    with pytest.raises(InputError, match=r"was fitted for other reader weights .* refit it"):
+        jd.strategy_for("reader", judge, other)
+    with pytest.raises(InputError, match="was fitted for other reader weights"):
+        jd.strategy_for("reader", None, other)  # the shipped judge does not fit other weights either
+    # Without the reader the sentence strategy does not depend on its weights.
+    assert jd.strategy_for("sentences", judge, other) == jd.load_strategy("sentences")
+    with pytest.raises(InputError, match="no reader weights at"):
+        jd.strategy_for("reader", judge, tmp_path / "nowhere")
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    with pytest.raises(InputError, match="cannot read the judge file"):
+        jd.strategy_for("reader", tmp_path / "broken.json", same)
 
 
 def candidate(read: ReaderSpan | None) -> Candidate:

@@ -52,6 +52,12 @@ def env_int(name: str, default: int, minimum: int) -> int:
     return value
 
 
+def env_path(name: str) -> Path | None:
+    """The path in the environment variable ``name`` (None when unset or blank)."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
 def env_list(name: str) -> tuple[str, ...]:
     """Comma-separated values from the environment variable ``name`` (empty when unset)."""
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
@@ -74,6 +80,10 @@ class Settings:
     dense_sentence_weight: float = 0.5
     # How many of the top passages the span reader reads (0: no reader, sentence-and-entity highlighting only).
     reader_passages: int = 2
+    # Another reader folder and judge file than the shipped pair, to measure or try a candidate reader (the judge
+    # file must have been fitted for that reader's weights; `tr-qa eval --reader DIR --confidence FILE`).
+    reader_dir: Path | None = field(default_factory=lambda: env_path("TR_QA_READER_DIR"))
+    confidence_file: Path | None = field(default_factory=lambda: env_path("TR_QA_CONFIDENCE"))
     # Characters of each read passage the reader reads: the best sentence and its neighbours (0: the whole passage).
     reader_window_chars: int = field(default_factory=lambda: env_int("TR_QA_READER_WINDOW", 0, 0))
     # Why/how questions get the whole answering sentence as the answer (the reader's span stays marked inside it):

@@ -49,6 +49,18 @@ from tr_qa.errors import InputError
 )
 @click.option("--no-reader", is_flag=True, help="Highlight with sentence scores and entity types only (no reader).")
 @click.option(
+    "--reader",
+    "reader_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Another reader folder than the shipped one (a candidate); give its judge with --confidence.",
+)
+@click.option(
+    "--confidence",
+    "confidence_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The judge file fitted for --reader (scripts/fit_confidence.py --reader DIR --out FILE).",
+)
+@click.option(
     "--gold-paragraph",
     is_flag=True,
     help="With --squad: the reader alone on each question's own paragraph (SQuAD 2.0 figures), no retrieval.",
@@ -68,6 +80,8 @@ def eval_cmd(
     index_dir: Path | None,
     keep: Path | None,
     no_reader: bool,
+    reader_dir: Path | None,
+    confidence_file: Path | None,
     gold_paragraph: bool,
     as_json: bool,
 ) -> None:
@@ -78,11 +92,11 @@ def eval_cmd(
 
     if (qa_file is None) == (squad_file is None):
         raise InputError("give exactly one of --qa FILE or --squad FILE")
-    settings = settings_from(index=index_dir)
+    settings = settings_from(index=index_dir).with_overrides(reader_dir=reader_dir, confidence_file=confidence_file)
     if gold_paragraph:
         if squad_file is None:
             raise InputError("--gold-paragraph reads SQuAD paragraphs: give --squad FILE")
-        out = ev.reader_on_gold(squad_file, limit, progress=not as_json and sys.stderr.isatty())
+        out = ev.reader_on_gold(squad_file, limit, not as_json and sys.stderr.isatty(), settings.reader_dir)
         if as_json:
             click.echo(json.dumps(out))
         else:
@@ -155,7 +169,7 @@ def eval_cmd(
     problems = ev.check_gate(summary["overall"], thresholds) if thresholds else []
     if as_json:
         out = dict(summary["overall"])
-        out.update({k: summary[k] for k in ("retriever", "intervals", "by_type", "by_split", "by_retriever")})
+        out.update({k: summary[k] for k in ("retriever", "reader", "intervals", "by_type", "by_split", "by_retriever")})
         out.update({"reliability": summary["reliability"], "threshold_fit": summary["threshold_fit"]})
         out.update({"gate_failures": problems, "compare": diff})
         click.echo(json.dumps(out, ensure_ascii=False))

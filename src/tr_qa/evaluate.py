@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tr_qa import metrics as mt
+from tr_qa.config import Settings
 from tr_qa.errors import InputError
 from tr_qa.squad import read_articles
 from tr_qa.types import Result
@@ -220,6 +221,15 @@ def load_thresholds(path: Path) -> dict[str, float]:
     return {k: float(v) for k, v in data.items() if not k.startswith("_")}
 
 
+def reader_name(settings: Settings) -> str:
+    """Which reader and judge answered: "shipped", "none", or the candidate's folder and judge file."""
+    if settings.reader_passages == 0:
+        return "none"
+    if settings.reader_dir is None and settings.confidence_file is None:
+        return "shipped"
+    return f"{settings.reader_dir or 'shipped'} (judge {settings.confidence_file or 'shipped'})"
+
+
 def evaluate(
     qa: Any,
     items: Sequence[EvalItem],
@@ -251,6 +261,7 @@ def evaluate(
     summary = {
         "source": source,
         "retriever": retrievers[0],
+        "reader": reader_name(qa.settings),
         "overall": by_retriever[retrievers[0]],
         "intervals": mt.bootstrap_intervals(scored, threshold) if intervals else {},
         "by_type": mt.by_group(first, lambda r: r.type, threshold),
@@ -307,8 +318,11 @@ def squad_eval_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="tr-qa-squad-")
 
 
-def reader_on_gold(squad_file: Path, limit: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """The shipped reader alone, given each question's own paragraph (SQuAD's setting; v2.0 unanswerables too).
+def reader_on_gold(
+    squad_file: Path, limit: int | None = None, progress: bool = False, reader_dir: Path | None = None
+) -> dict[str, Any]:
+    """The reader alone (shipped, or the one in ``reader_dir``), given each question's own paragraph (SQuAD's
+    setting; v2.0 unanswerables too).
 
     Reports SQuAD 2.0 figures when it never abstains, when it answers only above a no-answer margin of 0, and at
     the margin threshold fitted on the reader's held-out *training* articles (from its metrics.json).
@@ -319,12 +333,13 @@ def reader_on_gold(squad_file: Path, limit: int | None = None, progress: bool = 
     items = squad.examples(read_articles(Path(squad_file)), answerable_only=False)[:limit]
     if not items:
         raise InputError(f"{squad_file} holds no questions")
-    reader = Reader()
+    folder = Path(reader_dir) if reader_dir is not None else SHIPPED_MODEL_DIR
+    reader = Reader(folder)
     started = time.perf_counter()
     outcomes = squad.read_examples(reader.predict_pairs, items, progress=progress)
     seconds = time.perf_counter() - started
     fitted = None
-    metrics_file = SHIPPED_MODEL_DIR / "metrics.json"
+    metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         held = json.loads(metrics_file.read_text(encoding="utf-8")).get("heldout_int8", {})
         fitted = held.get("at_best_threshold", {}).get("threshold")

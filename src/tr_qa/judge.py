@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tr_qa.errors import InputError
 from tr_qa.types import Answer, Candidate, Evidence, Judged, Span
 
 FITTED_FILE = Path(__file__).parent / "data" / "confidence.json"
@@ -70,6 +71,36 @@ def fitted(path: Path = FITTED_FILE) -> dict[str, Any]:
 def load_strategy(name: str, path: Path = FITTED_FILE) -> Strategy:
     """The fitted strategy called ``name`` ("reader" or "sentences")."""
     return strategy_from_json(name, fitted(path)["strategies"][name])
+
+
+def strategy_for(name: str, confidence_file: Path | None = None, reader_dir: Path | None = None) -> Strategy:
+    """The strategy ``name`` from the shipped file, or from ``confidence_file`` for the reader in ``reader_dir``.
+
+    With either given, the judge file must name the reader's weights (its ``fitted_on.reader_weights_sha256``): a
+    judge fitted for other weights would state confidences that mean nothing. InputError says which and how to refit.
+    """
+    if confidence_file is None and reader_dir is None:
+        return load_strategy(name)
+    path = Path(confidence_file) if confidence_file is not None else FITTED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        strategy = strategy_from_json(name, data["strategies"][name])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot read the judge file {path}: {exc}") from None
+    if name == "reader":
+        from tr_qa.files import sha256_file
+        from tr_qa.reader import SHIPPED_MODEL_DIR, WEIGHTS_FILE
+
+        weights = Path(reader_dir or SHIPPED_MODEL_DIR) / WEIGHTS_FILE
+        if not weights.is_file():
+            raise InputError(f"no reader weights at {weights}")
+        fitted_for = (data.get("fitted_on") or {}).get("reader_weights_sha256")
+        if fitted_for != sha256_file(weights):
+            raise InputError(
+                f"the judge file {path} was fitted for other reader weights than {weights}: refit it with "
+                "scripts/fit_confidence.py --reader DIR --out FILE"
+            )
+    return strategy
 
 
 def features(candidate: Candidate) -> dict[str, float]:

@@ -17,7 +17,7 @@ from tr_qa.errors import InputError
 from tr_qa.highlight import Highlighter, asks_for_explanation
 from tr_qa.index import IndexData, load
 from tr_qa.index.store import texts_of
-from tr_qa.judge import Judge, load_strategy
+from tr_qa.judge import Judge, strategy_for
 from tr_qa.retrieve import Retriever
 from tr_qa.text import specific_overlap
 from tr_qa.types import Candidate, Document, Filters, Judged, Result
@@ -60,7 +60,9 @@ class QA:
             first_row=data.documents.first_sentence if data.large else None,  # type: ignore[attr-defined]
             frequency=self.retriever.document_frequency if data.large else None,
         )
-        strategy = load_strategy("reader" if settings.reader_passages > 0 else "sentences")
+        strategy = strategy_for(
+            "reader" if settings.reader_passages > 0 else "sentences", settings.confidence_file, settings.reader_dir
+        )
         self.judge = Judge(strategy, texts, self.highlighter.sentence_around)  # type: ignore[arg-type]
         self._reader = reader
         self._reader_lock = threading.Lock()
@@ -96,7 +98,7 @@ class QA:
             if self._reader is None:
                 from tr_qa.reader import Reader
 
-                self._reader = Reader()
+                self._reader = Reader(self.settings.reader_dir)
                 self._reader.warm_up()
             return self._reader
 

@@ -189,7 +189,8 @@ def write_report(out_dir: Path, summary: dict[str, Any], records: Sequence[Recor
     o = summary["overall"]
     md = [f"# Evaluation of {summary.get('source', '')}", ""]
     md.append(
-        f"{int(o['n'])} questions; retriever `{summary.get('retriever')}`; abstention threshold {threshold}. "
+        f"{int(o['n'])} questions; retriever `{summary.get('retriever')}`; reader {summary.get('reader', 'shipped')}; "
+        f"abstention threshold {threshold}. "
         "Brackets: 95 % bootstrap interval (questions resampled 1,000 times)."
     )
     md += ["", "```", table({"overall": o}, intervals=summary.get("intervals")), "```", ""]
