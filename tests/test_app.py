@@ -18,11 +18,11 @@ from tr_qa.config import Settings
 from tr_qa.errors import InputError
 from tr_qa.extract.base import DocMeta
 from tr_qa.types import Answer, Passage, Result, Span
+from tr_qa.web.addresses import parse_origins, validate_origin
 from tr_qa.web.app import build_app
 from tr_qa.web.chat import looks_like_follow_up
 from tr_qa.web.limits import RateLimiter, parse_rate_limit
 from tr_qa.web.render import DOC_STYLE, human_date, result_html, safe_url
-from tr_qa.web.security import parse_origins, validate_origin
 from tr_qa.web.server import ServeProcess, wait_ready
 
 QUESTION = "How much was the 2016 bail out?"

@@ -26,17 +26,10 @@ from starlette.testclient import TestClient
 from tr_qa.config import Settings
 from tr_qa.errors import InputError, OverloadedError
 from tr_qa.memory import malloc_trim, release_free_memory
+from tr_qa.web.addresses import parse_proxies, rate_key, real_client
 from tr_qa.web.app import build_app
 from tr_qa.web.limits import AnswerGate, RateLimiter
-from tr_qa.web.security import (
-    JsonErrors,
-    RequestGuard,
-    Route,
-    json_depth,
-    parse_proxies,
-    rate_key,
-    real_client,
-)
+from tr_qa.web.security import JsonErrors, RequestGuard, Route, json_depth
 
 QUESTION = "How much was the 2016 bail out?"
 GET, POST = frozenset({"GET", "HEAD"}), frozenset({"POST"})

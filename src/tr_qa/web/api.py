@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from tr_qa.config import MAX_QUESTION_CHARS, validate_k, validate_question
 from tr_qa.errors import BusyError, InputError, RateLimitError, TrQaError
 from tr_qa.types import Filters
+from tr_qa.web.addresses import rate_key
 from tr_qa.web.limits import AnswerGate, RateLimiter
-from tr_qa.web.security import rate_key
 
 if TYPE_CHECKING:
     from tr_qa.qa import QA

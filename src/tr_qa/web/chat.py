@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tr_qa.config import Settings, validate_question
 from tr_qa.errors import InputError, OverloadedError, TrQaError
 from tr_qa.feedback import FeedbackStore, Vote, feedback_path
+from tr_qa.web.addresses import rate_key
 from tr_qa.web.feedback import index_generation
 from tr_qa.web.limits import AnswerGate, RateLimiter
 from tr_qa.web.render import NO_ANSWER, esc, result_html
-from tr_qa.web.security import rate_key
 from tr_qa.web.share import share_path
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from tr_qa.config import Settings
 from tr_qa.errors import InputError, TrQaError
 from tr_qa.feedback import FeedbackStore, Vote, feedback_path
 from tr_qa.index import current_generation
+from tr_qa.web.addresses import rate_key
 from tr_qa.web.limits import RateLimiter
-from tr_qa.web.security import rate_key
 
 
 class FeedbackRequest(BaseModel):

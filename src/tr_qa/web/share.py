@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 from tr_qa.config import validate_question
 from tr_qa.errors import BusyError, InputError, RateLimitError, TrQaError
 from tr_qa.types import Passage, Result
+from tr_qa.web.addresses import rate_key
 from tr_qa.web.limits import AnswerGate, RateLimiter
 from tr_qa.web.render import NO_ANSWER, doc_page_csp, esc, human_date, page, result_html
-from tr_qa.web.security import rate_key
 
 if TYPE_CHECKING:
     from tr_qa.qa import QA

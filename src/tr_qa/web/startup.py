@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tr_qa.config import Settings
+from tr_qa.web.addresses import IPNetwork, parse_origins, parse_proxies
 from tr_qa.web.limits import parse_rate_limit
-from tr_qa.web.security import IPNetwork, parse_origins, parse_proxies
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
