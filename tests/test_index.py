@@ -21,7 +21,7 @@ from tr_qa import index
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
-from tr_qa.index import builder
+from tr_qa.index import writer
 from tr_qa.ingest import content_hash, ingest
 from tr_qa.qa import QA
 from tr_qa.types import DocMeta
@@ -156,7 +156,7 @@ def test_a_build_failing_midway_leaves_the_previous_index(
     def boom(*_args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(builder, "atomic_write_text", boom)
+    monkeypatch.setattr(writer, "atomic_write_text", boom)
     with pytest.raises(IndexWriteError, match=r"cannot write the index in .* \(No space left on device\)") as info:
         index.build(small, embedder=embedder, progress=False)
     assert "\n" not in str(info.value)
@@ -171,7 +171,7 @@ _PAUSED_BUILD = """
 import sys, time
 from pathlib import Path
 from tr_qa.config import Settings
-from tr_qa.index import builder
+from tr_qa.index import builder, writer
 corpus, index_dir, marker, point = sys.argv[1:5]
 
 def pause(*args, **kwargs):
@@ -181,14 +181,14 @@ def pause(*args, **kwargs):
 if point == "embedding":
     builder.embed_changes = pause
 elif point == "writing":
-    original = builder.atomic_write_text
+    original = writer.atomic_write_text
     def write(path, text):
         if Path(path).name == "manifest.json":
             pause()
         return original(path, text)
-    builder.atomic_write_text = write
+    writer.atomic_write_text = write
 elif point == "after-swap":
-    builder._remove_stale_generations = pause
+    writer.remove_stale_generations = pause
 builder.build(Settings(corpus_dir=Path(corpus), index_dir=Path(index_dir)), progress=False)
 """
 

@@ -3,19 +3,14 @@
 ``build`` reads the corpus, and when it differs from the live index it plans what changed (``plan_build``),
 analyses and embeds only the text the index does not hold yet (``embed_changes``), puts the new generation
 together in memory with its FAISS and BM25 indexes (``assemble``) and writes it beside the live one before
-pointing ``CURRENT`` at it (``write_generation``). Each stage hands a frozen dataclass to the next.
+pointing ``CURRENT`` at it (``tr_qa.index.writer``). Each stage hands a frozen dataclass to the next.
 
-From ``Settings.large_index_chunks`` chunks on, an index is large: its FAISS index is IVF-SQ8 with a tuned
-``nprobe`` instead of exact (``tr_qa.index.vectors``), and its sentence vectors are stored as 8-bit integers.
+From ``Settings.large_index_chunks`` chunks on, an index is large: its FAISS index is IVF-SQ4 (4-bit codes) with a
+tuned ``nprobe`` instead of exact (``tr_qa.index.vectors``), and its sentence vectors are stored as 8-bit integers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,26 +25,19 @@ from tr_qa.chunk import chunk_document
 from tr_qa.config import Settings
 from tr_qa.embed import Embedder
 from tr_qa.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexWriteError, InputError
-from tr_qa.files import atomic_open, atomic_write_text, atomic_write_with, fsync_dir
+from tr_qa.index import writer
 from tr_qa.index.layout import (
-    CURRENT,
-    FAISS,
     FLOAT32,
     INT8,
     INT8_SCALE,
     REBUILD_HINT,
-    SENTENCES,
-    VECTORS,
     IndexData,
     build_lock,
-    chunk_row,
-    document_row,
     expected_settings,
-    file_digest,
     mismatch,
     package_versions,
 )
-from tr_qa.index.lexical import BM25_DIR, Lexical, build_lexical, save_lexical
+from tr_qa.index.lexical import build_lexical
 from tr_qa.index.loader import load
 from tr_qa.index.store import sha256_of
 from tr_qa.index.vectors import FLAT, VectorIndex, build_vector_index, choose_kind
@@ -105,20 +93,6 @@ class Embedded:
     new_sentences: int
 
 
-@dataclass(frozen=True)
-class Generation:
-    """A complete index generation in memory, ready to be written (``sentences`` 8-bit for a large index)."""
-
-    manifest: dict[str, Any]
-    documents: tuple[Document, ...]
-    analyses: dict[str, DocAnalysis]
-    chunks: tuple[Chunk, ...]
-    vectors: np.ndarray
-    sentences: np.ndarray
-    vector_index: VectorIndex
-    lexical: Lexical
-
-
 def build(
     settings: Settings,
     *,
@@ -137,7 +111,7 @@ def build(
     # Up to date? Decided without writing anything, so a read-only index folder can still be checked.
     old = _previous(index_dir, expected, log)
     if old is not None and _same_documents(old, corpus.documents):
-        _tidy(index_dir, keep=old.path.name)
+        writer.tidy(index_dir, keep=old.path.name)
         n = len(old.chunks)
         dups = int(old.manifest["counts"].get("duplicate_chunks", 0))
         seconds = time.perf_counter() - started
@@ -151,8 +125,8 @@ def build(
             embedded = embed_changes(plan, embedder, analyser or Analyser(), progress, log)
             generation = assemble(plan, embedded, settings, embedder)
             _log_vector_index(generation.vector_index, log)
-            gen = write_generation(index_dir, generation)
-            _remove_stale_generations(index_dir, keep=gen.name)
+            gen = writer.write_generation(index_dir, generation)
+            writer.remove_stale_generations(index_dir, keep=gen.name)
     except OSError as exc:
         raise IndexWriteError(
             f"cannot write the index in {index_dir} ({exc.strerror or exc}); make it writable or choose another "
@@ -293,7 +267,7 @@ def embed_changes(plan: BuildPlan, embedder: Embedder, analyser: Analyser, progr
     return Embedded(analyses, chunk_vectors, sentence_vectors, len(new_chunks), len(new_sentences))
 
 
-def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: Embedder) -> Generation:
+def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: Embedder) -> writer.Generation:
     """The new generation: chunk and sentence matrices in store order, the FAISS and BM25 indexes over the chunks,
     and the manifest describing them."""
     dims = embedder.dims
@@ -342,68 +316,6 @@ def assemble(plan: BuildPlan, embedded: Embedded, settings: Settings, embedder: 
         "packages": package_versions(),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return Generation(
+    return writer.Generation(
         manifest, plan.documents, embedded.analyses, plan.chunks, vectors, sentences, vector_index, lexical
     )
-
-
-def write_generation(index_dir: Path, generation: Generation) -> Path:
-    """Write a complete new generation beside the live one, durably, then point ``CURRENT`` at it."""
-    import faiss
-
-    faiss_index = generation.vector_index.index
-    gen = Path(tempfile.mkdtemp(dir=index_dir, prefix=f"gen-{time.strftime('%Y%m%d-%H%M%S')}-"))
-    try:
-        # Each file is fsynced as it is closed (tr_qa.files), so the pointer below never names a torn file.
-        atomic_write_with(gen / FAISS, lambda fh: fh.write(faiss.serialize_index(faiss_index).tobytes()))
-        atomic_write_with(gen / VECTORS, lambda fh: np.save(fh, generation.vectors, allow_pickle=False))
-        atomic_write_with(gen / SENTENCES, lambda fh: np.save(fh, generation.sentences, allow_pickle=False))
-        save_lexical(generation.lexical, gen / BM25_DIR)
-        files = {}
-        for f in sorted((gen / BM25_DIR).iterdir()):
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-            files[f"{BM25_DIR}/{f.name}"] = {"bytes": f.stat().st_size, "blake2b": file_digest(f)}
-        fsync_dir(gen / BM25_DIR)
-        with atomic_open(gen / "documents.jsonl") as fh:
-            for d in generation.documents:
-                fh.write(json.dumps(document_row(d, generation.analyses[d.id]), ensure_ascii=False) + "\n")
-        with atomic_open(gen / "chunks.jsonl") as fh:
-            for c in generation.chunks:
-                fh.write(json.dumps(chunk_row(c), ensure_ascii=False) + "\n")
-        manifest = {**generation.manifest, "files": files}
-        atomic_write_text(gen / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
-        # Temporary files and folders are private to their owner; a server running as another user reads these.
-        for f in gen.rglob("*"):
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)
-        os.chmod(gen, 0o755)
-        fsync_dir(gen)
-        atomic_write_text(index_dir / CURRENT, gen.name + "\n")
-        fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(gen, ignore_errors=True)
-        raise
-    return gen
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Housekeeping
-
-
-def _remove_stale_generations(index_dir: Path, keep: str) -> None:
-    """Remove every generation but ``keep``, and temporary files a killed build left; call with the lock held."""
-    for entry in index_dir.iterdir():
-        if entry.name == keep:
-            continue
-        if entry.name.startswith("gen-") and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(f".{CURRENT}.") and entry.is_file():
-            with contextlib.suppress(OSError):
-                entry.unlink()
-
-
-def _tidy(index_dir: Path, keep: str) -> None:
-    """Best effort: clean up after killed builds, unless the folder is read-only or a build is running."""
-    with contextlib.suppress(OSError), build_lock(index_dir, wait=False) as locked:
-        if locked:
-            _remove_stale_generations(index_dir, keep)
