@@ -246,6 +246,34 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     (span,) = Reader(out).predict("Where was Ada Lovelace born?", ["Ada was born in London."])
     assert span.text == "Ada was born in London."[span.start : span.end]
 
+    # Figures measured after export join metrics.json and the card; the held-out ones are kept, not re-measured.
+    (tmp_path / "extra.json").write_text('{"squad_v1.1_dev_half_gold_paragraph": {"f1": 0.5}}', encoding="utf-8")
+    again = _cli(
+        "export-reader",
+        "--checkpoints",
+        str(tmp_path / "full"),
+        "--out",
+        str(out),
+        "--extra",
+        str(tmp_path / "extra.json"),
+    )
+    assert again.returncode == 0, again.stderr
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["squad_v1.1_dev_half_gold_paragraph"] == {"f1": 0.5}
+    assert metrics["heldout_int8"]["at_margin_0"]["n"] == 4
+    assert "squad_v1.1_dev_half_gold_paragraph" in (out / CARD_FILE).read_text(encoding="utf-8")
+    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
+    bad = _cli(
+        "export-reader",
+        "--checkpoints",
+        str(tmp_path / "full"),
+        "--out",
+        str(out),
+        "--extra",
+        str(tmp_path / "list.json"),
+    )
+    assert bad.returncode == 2 and "expected a JSON object, got list" in bad.stderr and "Traceback" not in bad.stderr
+
     # Examples prepared once (spaCy) and read back by a run elsewhere are the same examples; other settings refused.
     prepared = write_prepared(cfg("prep", cut_negative_rate=1.0), tmp_path / "prep.json.xz")
     again = read_prepared(cfg("prep", cut_negative_rate=1.0, prepared=tmp_path / "prep.json.xz"))
@@ -262,8 +290,12 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
 
 
 def _train_reader(*args: str) -> subprocess.CompletedProcess[str]:
+    return _cli("train-reader", *args)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tr_qa", "train-reader", *args],
+        [sys.executable, "-m", "tr_qa", *args],
         capture_output=True,
         text=True,
         env={**os.environ, "TR_QA_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""},

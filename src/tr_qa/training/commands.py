@@ -198,9 +198,25 @@ def train_reader_cmd(
     help="Where to write the int8 model and its card [default: the package's shipped model folder].",
 )
 @click.option("--heldout-limit", type=click.IntRange(min=1), help="Measure on only this many held-out examples.")
-def export_reader_cmd(checkpoints: Path, out: Path | None, heldout_limit: int | None) -> None:
+@click.option(
+    "--extra",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A JSON object of figures measured after export (e.g. by scripts/compare_reader.sh), kept in metrics.json "
+    "and shown in the card.",
+)
+def export_reader_cmd(checkpoints: Path, out: Path | None, heldout_limit: int | None, extra: Path | None) -> None:
     """Export a training checkpoint (finished or not) as the int8 reader with its metrics and model card."""
     from tr_qa.training.export import export
 
-    path = export(checkpoints, out, command=" ".join(sys.argv), heldout_limit=heldout_limit)
+    extra_metrics = None
+    if extra is not None:
+        try:
+            extra_metrics = json.loads(extra.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise click.UsageError(f"--extra {extra}: not a readable JSON file ({exc})") from None
+        if not isinstance(extra_metrics, dict):
+            raise click.UsageError(f"--extra {extra}: expected a JSON object, got {type(extra_metrics).__name__}")
+    path = export(
+        checkpoints, out, command=" ".join(sys.argv), heldout_limit=heldout_limit, extra_metrics=extra_metrics
+    )
     click.echo(f"exported the reader to {path}; refit the judge: scripts/fit_confidence.py")
