@@ -57,4 +57,24 @@ for run, names in rows:
                 v = v[part]
             vals.append(f"{v:.3f}")
         print(f"| {run} | {name} | {vals[0]} | {vals[1]} |")
+
+# The candidate's figures in the model card's form, for `tr-qa export-reader --extra` if it ships.
+def flat(d):
+    return {k: v for k, v in d.items() if not isinstance(v, (dict, list)) and k not in ("compare", "reader", "source")}
+
+def cand(run):
+    return json.loads((out / f"candidate-{run}.json").read_text())
+
+gold = {"note": "tr-qa eval --squad … --gold-paragraph; measured once after export, never used for training, "
+        "tuning or selection"}
+card = {
+    "squad_v2.0_dev_half_gold_paragraph": {**{k: v for k, v in cand("gold-v2").items() if k != "source"}, **gold},
+    "squad_v1.1_dev_half_gold_paragraph": {**{k: v for k, v in cand("gold-v11").items() if k != "source"}, **gold},
+    "squad_v2.0_dev_half_open_first_1000": flat(cand("open-v2")),
+    "squad_v1.1_dev_half_open_first_1000": flat(cand("open-v11")),
+    "eval_qa_dev_split": flat(cand("dev")),
+    "eval_qa_test_split": flat(cand("test")),
+}
+(out / "candidate-card.json").write_text(json.dumps(card, indent=2) + "\n")
+print(f"\nthe candidate's figures for its model card: {out / 'candidate-card.json'} (tr-qa export-reader --extra)")
 PY
