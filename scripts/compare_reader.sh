@@ -65,11 +65,14 @@ def flat(d):
 def cand(run):
     return json.loads((out / f"candidate-{run}.json").read_text())
 
-gold = {"note": "tr-qa eval --squad … --gold-paragraph; measured once after export, never used for training, "
-        "tuning or selection"}
+def gold(run):
+    note = ("tr-qa eval --squad … --gold-paragraph; measured once after export, never used for training, tuning or "
+            "selection")
+    return {**{k: v for k, v in cand(run).items() if k != "source"}, "note": note}
+
 card = {
-    "squad_v2.0_dev_half_gold_paragraph": {**{k: v for k, v in cand("gold-v2").items() if k != "source"}, **gold},
-    "squad_v1.1_dev_half_gold_paragraph": {**{k: v for k, v in cand("gold-v11").items() if k != "source"}, **gold},
+    "squad_v2.0_dev_half_gold_paragraph": gold("gold-v2"),
+    "squad_v1.1_dev_half_gold_paragraph": gold("gold-v11"),
     "squad_v2.0_dev_half_open_first_1000": flat(cand("open-v2")),
     "squad_v1.1_dev_half_open_first_1000": flat(cand("open-v11")),
     "eval_qa_dev_split": flat(cand("dev")),

@@ -247,31 +247,18 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert span.text == "Ada was born in London."[span.start : span.end]
 
     # Figures measured after export join metrics.json and the card; the held-out ones are kept, not re-measured.
-    (tmp_path / "extra.json").write_text('{"squad_v1.1_dev_half_gold_paragraph": {"f1": 0.5}}', encoding="utf-8")
-    again = _cli(
-        "export-reader",
-        "--checkpoints",
-        str(tmp_path / "full"),
-        "--out",
-        str(out),
-        "--extra",
-        str(tmp_path / "extra.json"),
-    )
+    def export_with(extra: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "extra.json").write_text(extra, encoding="utf-8")
+        ck = str(tmp_path / "full")
+        return _cli("export-reader", "--checkpoints", ck, "--out", str(out), "--extra", str(tmp_path / "extra.json"))
+
+    again = export_with('{"squad_v1.1_dev_half_gold_paragraph": {"f1": 0.5}}')
     assert again.returncode == 0, again.stderr
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["squad_v1.1_dev_half_gold_paragraph"] == {"f1": 0.5}
     assert metrics["heldout_int8"]["at_margin_0"]["n"] == 4
     assert "squad_v1.1_dev_half_gold_paragraph" in (out / CARD_FILE).read_text(encoding="utf-8")
-    (tmp_path / "list.json").write_text("[1, 2]", encoding="utf-8")
-    bad = _cli(
-        "export-reader",
-        "--checkpoints",
-        str(tmp_path / "full"),
-        "--out",
-        str(out),
-        "--extra",
-        str(tmp_path / "list.json"),
-    )
+    bad = export_with("[1, 2]")
     assert bad.returncode == 2 and "expected a JSON object, got list" in bad.stderr and "Traceback" not in bad.stderr
 
     # Examples prepared once (spaCy) and read back by a run elsewhere are the same examples; other settings refused.
